@@ -1,0 +1,1 @@
+"""Dataset readers, density targets, patches and synthetic crowds."""

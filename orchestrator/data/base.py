@@ -169,6 +169,7 @@ class CountingDataset(Sequence[Item]):
     split: str
     root: Path | None
     items: list[Item]
+    problems: list[str] = dataclasses.field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.items)

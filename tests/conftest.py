@@ -1,0 +1,55 @@
+"""Shared test fixtures: the real-data root and small image/annotation writers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+DATA_ENV = "COUNTING_DATA_ROOT"
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    """The real-data root (``$COUNTING_DATA_ROOT``); the test is skipped when it is unset."""
+    value = os.environ.get(DATA_ENV)
+    if not value:
+        pytest.skip(f"{DATA_ENV} is not set: real-data test skipped (point it at the folder holding "
+                    "ShanghaiTech/, UCF_CC_50/ and VGG_cells/)")
+    root = Path(value)
+    if not root.is_dir():
+        pytest.fail(f"{DATA_ENV}={value} is set but is not a directory")
+    return root
+
+
+def real_dataset_dir(data_root: Path, relative: str) -> Path:
+    """``data_root / relative``, skipping the test when that dataset is not present."""
+    path = data_root / relative
+    if not path.is_dir():
+        pytest.skip(f"{path} not present under {DATA_ENV}")
+    return path
+
+
+def write_image(path: Path, height: int = 48, width: int = 64, seed: int = 0, gray: bool = False) -> Path:
+    """A small random image file (format from the suffix)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 256, size=(height, width) if gray else (height, width, 3), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+    return path
+
+
+def write_dots(path: Path, height: int, width: int, pixels: list[tuple[int, int]]) -> Path:
+    """A dot image: black RGB PNG with a pure red pixel at each ``(row, col)``."""
+    from PIL import Image
+
+    arr = np.zeros((height, width, 3), dtype=np.uint8)
+    for r, c in pixels:
+        arr[r, c] = (255, 0, 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+    return path

@@ -185,10 +185,14 @@ class CountingDataset(Sequence[Item]):
         return [it.id for it in self.items]
 
     def by_id(self, item_id: str) -> Item:
-        for it in self.items:
-            if it.id == item_id:
-                return it
-        raise KeyError(f"{self.name}/{self.split}: no item with id {item_id!r}")
+        """The item with id ``item_id`` (a dict index is built on first use)."""
+        index = self.__dict__.get("_index")
+        if index is None or len(index) != len(self.items):
+            index = self.__dict__["_index"] = {it.id: it for it in self.items}
+        try:
+            return index[item_id]
+        except KeyError:
+            raise KeyError(f"{self.name}/{self.split}: no item with id {item_id!r}") from None
 
 
 def require_dir(path: Path, what: str, expected: str) -> Path:

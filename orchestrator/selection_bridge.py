@@ -1,0 +1,40 @@
+"""From a trial's config and pool scores to the selection library's inputs and back."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import selection
+from orchestrator.config import ALConfig, ConfigError
+
+
+def check_strategy(name: str) -> None:
+    if name not in selection.STRATEGIES:
+        raise ConfigError(f"alac.strategy: unknown strategy {name!r}; known: {sorted(selection.STRATEGIES)}")
+
+
+def make_strategy(al: ALConfig):
+    check_strategy(al.strategy)
+    if al.strategy == "count_threshold":
+        return selection.make_strategy(al.strategy, threshold=al.count_threshold)
+    return selection.make_strategy(al.strategy)
+
+
+def select_batch(al: ALConfig, pool_scores: dict, labeled_counts: np.ndarray, labeled_signatures: np.ndarray,
+                 k: int, rng: np.random.Generator) -> list[int]:
+    """Pool row indices (into ``pool_scores``) of the ``k`` images to label next.
+
+    One partition per pick (PSSW's m). The classifier probability is passed only when it was
+    computed; the pool's true counts only reach the oracle ``count_threshold`` experiment.
+    """
+    probability = pool_scores["domain_prob"]
+    inputs = selection.SelectionInputs(
+        pool_counts=pool_scores["count"],
+        labeled_counts=labeled_counts,
+        pool_signatures=pool_scores["signature"],
+        labeled_signatures=labeled_signatures,
+        pool_unlabeled_probability=probability if np.all(np.isfinite(probability)) else None,
+        pool_true_counts=pool_scores["true_count"] if al.strategy == "count_threshold" else None,
+    )
+    result = make_strategy(al).select(inputs, k, rng)
+    return [int(i) for i in result.selected]

@@ -1,0 +1,56 @@
+"""``python -m orchestrator.trial``: one trial, without Tune — for debugging and for users.
+
+    python -m orchestrator.trial --config configs/alac/demo.yaml --scale smoke --seed 1 \
+        --set alac.strategy=random --out results/one_trial
+
+Writes ``OUT/rows.parquet`` (one row per cycle or stage) and a checkpoint after every cycle;
+running the same command again resumes where it stopped. Prints the final row last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+from orchestrator.config import SCALES, ConfigError, ExperimentConfig, load_config
+from orchestrator.data import DatasetError
+
+#: method -> "module:class" of its trial runner (imported on use).
+TRIAL_RUNNERS = {"alac": "orchestrator.alac:ALACTrial", "cssccnn": "orchestrator.cssccnn:CSSCCNNTrial"}
+
+
+def make_trial(config: ExperimentConfig, out_dir: str | Path, log=print, trial_id: str = "local"):
+    """The trial runner for ``config.method``; validates everything before any work."""
+    module, _, name = TRIAL_RUNNERS[config.method].partition(":")
+    runner = getattr(importlib.import_module(module), name)
+    return runner(config, out_dir, log=log, trial_id=trial_id)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m orchestrator.trial", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="experiment YAML")
+    parser.add_argument("--scale", choices=SCALES, default="paper")
+    parser.add_argument("--seed", type=int, default=None, help="trial seed (default: the config's)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. train.epochs=2")
+    parser.add_argument("--out", required=True, help="trial folder (rows.parquet, checkpoint.pt)")
+    parser.add_argument("--fail-after-cycle", type=int, default=None, help=argparse.SUPPRESS)  # resume tests
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config, args.scale, args.set, seed=args.seed)
+        trial = make_trial(config, args.out, log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    except (ConfigError, DatasetError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    rows = trial.run(fail_after_cycle=args.fail_after_cycle)
+    last = rows.iloc[-1]
+    print(f"rows written to {Path(args.out) / 'rows.parquet'}")
+    print(" ".join(f"{k}={last[k]}" for k in ("experiment", "method", "dataset", "seed", "cycle", "n_labeled",
+                                                "labeled_points", "mae", "rmse", "status")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -53,3 +53,20 @@ def write_dots(path: Path, height: int, width: int, pixels: list[tuple[int, int]
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(arr).save(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray for the whole test session, bound to 127.0.0.1, in a private temp dir."""
+    import shutil
+    import tempfile
+
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # bind to loopback (ENVIRONMENT.md)
+    os.environ["RAY_AUTH_MODE"] = "disabled"  # no token file that breaks a later `ray start`
+    import ray
+
+    temp_dir = tempfile.mkdtemp(prefix="rayt", dir="/tmp")  # short: Ray's socket paths have a length limit
+    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp_dir, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+    shutil.rmtree(temp_dir, ignore_errors=True)

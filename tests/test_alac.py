@@ -1,0 +1,163 @@
+"""AL-AC trials: configs, validation, determinism, Ray == in-process, kill-and-resume."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from orchestrator.al_state import LabelState
+from orchestrator.alac import ALACTrial, InjectedFailure, cycle_sizes
+from orchestrator.config import ConfigError, load_config
+from orchestrator.data import DatasetError
+from orchestrator.results import ROW_COLUMNS
+
+DEMO = Path(__file__).resolve().parents[1] / "configs/alac/demo.yaml"
+SMOKE = ["dataset.options.n_train=14", "dataset.options.n_test=4", "dataset.options.height=64",
+         "dataset.options.width=64", "alac.initial=3", "alac.per_cycle=3", "alac.budget=9"]
+
+
+def smoke_config(*extra, seed=0):
+    return load_config(DEMO, "smoke", SMOKE + list(extra), seed=seed)
+
+
+def quiet(_msg):
+    pass
+
+
+def test_cycle_sizes_end_exactly_at_budget():
+    assert cycle_sizes(10, 10, 30) == [10, 20, 30]
+    assert cycle_sizes(4, 3, 10) == [4, 7, 10]  # UCF_CC_50: m0 4, m 3, M 10
+    assert cycle_sizes(4, 4, 10) == [4, 8, 10]  # unreachable in whole steps: the last takes the rest
+    assert cycle_sizes(5, 5, 5) == [5]
+
+
+def test_label_state_round_trip_and_errors():
+    state = LabelState(["a", "b", "c", "d"])
+    state.label(["c", "a"], cycle=1)
+    state.label(["d"], cycle=2)
+    assert state.labeled_ids == ["c", "a", "d"] and state.unlabeled_ids == ["b"]
+    clone = LabelState(["a", "b", "c", "d"])
+    clone.load_state_dict(json.loads(json.dumps(state.state_dict())))
+    assert clone.labeled_ids == ["c", "a", "d"] and clone.cycle_of("d") == 2
+    with pytest.raises(ValueError, match="already labeled"):
+        state.label(["a"], cycle=3)
+    with pytest.raises(KeyError, match="not in the pool"):
+        state.label(["z"], cycle=3)
+
+
+def test_config_errors_name_the_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['alac.budgett'\]"):
+        smoke_config("alac.budgett=3")
+    with pytest.raises(ConfigError, match="train.epochs: expected an integer"):
+        smoke_config("train.epochs=two")
+    with pytest.raises(ConfigError, match="unknown scale"):
+        load_config(DEMO, "huge")
+    cfg = smoke_config("train.lr=1e-4")  # YAML reads 1e-4 as a string; the float field takes it
+    assert cfg.train.lr == 1e-4 and cfg.scale == "smoke" and cfg.train.epochs == 1
+
+
+@pytest.mark.parametrize("override, message", [
+    ("alac.budget=99", r"alac.budget \(M = 99\) exceeds the pool: .* has 14 images"),
+    ("alac.per_cycle=0", r"alac.per_cycle \(m\) must be >= 1"),
+    ("alac.strategy=uncertainty", r"unknown strategy 'uncertainty'; known: \['count_threshold'"),
+    ("model.weights=/no/such/file.pth", "model.weights: file not found: /no/such/file.pth"),
+    ("alac.strategy=domain_classifier", "needs alac.alignment_every_cycle"),
+])
+def test_bad_settings_fail_before_any_training(tmp_path, override, message):
+    with pytest.raises(ConfigError, match=message):
+        ALACTrial(smoke_config(override), tmp_path / "t", log=quiet)
+    assert not (tmp_path / "t").exists()
+
+
+def test_unknown_dataset_fails_early(tmp_path):
+    with pytest.raises(DatasetError, match="unknown dataset 'nope'"):
+        ALACTrial(smoke_config("dataset.name=nope"), tmp_path, log=quiet)
+
+
+def test_initial_images_depend_on_seed_only():
+    pssw = ALACTrial(smoke_config(), "/tmp/unused", log=quiet)._fresh_state().labels.labeled_ids
+    rand = ALACTrial(smoke_config("alac.strategy=random"), "/tmp/unused", log=quiet)._fresh_state().labels.labeled_ids
+    other = ALACTrial(smoke_config(seed=1), "/tmp/unused", log=quiet)._fresh_state().labels.labeled_ids
+    assert pssw == rand and len(pssw) == 3 and other != pssw
+
+
+def final_ids(rows: pd.DataFrame) -> list[str]:
+    return json.loads(rows.iloc[-1]["labeled_ids"])
+
+
+def test_trial_rows_and_same_seed_same_result(tmp_path):
+    a = ALACTrial(smoke_config(), tmp_path / "a", log=quiet).run()
+    b = ALACTrial(smoke_config(), tmp_path / "b", log=quiet).run()
+    assert list(a.columns[:len(ROW_COLUMNS)]) == ROW_COLUMNS
+    assert list(a["cycle"]) == [1, 2, 3] and list(a["n_labeled"]) == [3, 6, 9]
+    assert list(a["alignment"]) == [False, False, True]
+    assert (a["status"] == "ok").all() and (a["labeled_points"].diff().dropna() > 0).all()
+    assert final_ids(a) == final_ids(b) and len(set(final_ids(a))) == 9
+    np.testing.assert_array_equal(a["mae"], b["mae"])
+    on_disk = pd.read_parquet(tmp_path / "a" / "rows.parquet")
+    pd.testing.assert_frame_equal(on_disk, a)
+
+
+def test_kill_after_cycle_2_and_resume_equals_uninterrupted(tmp_path):
+    whole = ALACTrial(smoke_config(seed=3), tmp_path / "whole", log=quiet).run()
+    with pytest.raises(InjectedFailure):
+        ALACTrial(smoke_config(seed=3), tmp_path / "killed", log=quiet).run(fail_after_cycle=2)
+    assert len(pd.read_parquet(tmp_path / "killed" / "rows.parquet")) == 2
+    messages = []
+    resumed = ALACTrial(smoke_config(seed=3), tmp_path / "killed", log=messages.append).run()
+    assert any("resuming" in m and "cycle 3" in m for m in messages)
+    assert final_ids(resumed) == final_ids(whole)
+    for column in ("mae", "rmse", "labeled_points", "selected_ids", "labeled_ids", "train_loss"):
+        assert list(resumed[column]) == list(whole[column]), column
+
+
+def test_resume_refuses_a_different_config(tmp_path):
+    with pytest.raises(InjectedFailure):
+        ALACTrial(smoke_config(), tmp_path, log=quiet).run(fail_after_cycle=1)
+    with pytest.raises(ConfigError, match="different config"):
+        ALACTrial(smoke_config("alac.strategy=random"), tmp_path, log=quiet).run()
+
+
+@pytest.mark.slow
+def test_ray_train_and_ray_data_give_the_in_process_result(tmp_path, ray_session):
+    ray_cfg = smoke_config("ray.train_workers=1", "ray.score_actors=1", "ray.cpus_per_worker=1",
+                           "ray.cpus_per_actor=1")
+    via_ray = ALACTrial(ray_cfg, tmp_path / "ray", log=quiet).run()
+    local = ALACTrial(smoke_config(), tmp_path / "local", log=quiet).run()
+    assert list(via_ray["cycle"]) == [1, 2, 3]
+    assert final_ids(via_ray) == final_ids(local)
+    np.testing.assert_array_equal(via_ray["mae"], local["mae"])
+    assert (tmp_path / "ray" / "ray_train").is_dir()  # Ray Train really ran
+
+
+def test_trial_cli(tmp_path):
+    out = tmp_path / "cli"
+    cmd = [sys.executable, "-m", "orchestrator.trial", "--config", str(DEMO), "--scale", "smoke", "--out", str(out)]
+    sets = [a for s in SMOKE for a in ("--set", s)]
+    done = subprocess.run(cmd + sets, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1].startswith("experiment=alac_demo method=alac dataset=synthetic seed=0 cycle=3")
+    assert len(pd.read_parquet(out / "rows.parquet")) == 3
+    bad = subprocess.run(cmd + ["--set", "alac.budget=1000"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "exceeds the pool" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.realdata
+def test_real_data_smoke_trial_on_shanghaitech_b(tmp_path, data_root):
+    from conftest import real_dataset_dir
+
+    root = real_dataset_dir(data_root, "ShanghaiTech/part_B")
+    cfg = load_config(DEMO, "smoke", [
+        "dataset.name=shanghaitech_b", f"dataset.root={root}", "dataset.options={}", "dataset.max_side=256",
+        "dataset.limit_train=10", "dataset.limit_test=3", "alac.initial=2", "alac.per_cycle=2",
+        "alac.budget=4", "train.max_steps_per_epoch=3",
+    ])
+    rows = ALACTrial(cfg, tmp_path, log=quiet).run()
+    assert list(rows["n_labeled"]) == [2, 4] and rows["dataset"].iloc[0] == "shanghaitech_b"
+    assert np.isfinite(rows["mae"]).all() and (rows["labeled_points"] > 0).all()

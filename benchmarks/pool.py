@@ -1,0 +1,69 @@
+"""Pool scoring throughput: Ray Data actor pool vs the in-process loop, same scorer class, same
+images, same model, same CPU count, one run.
+
+    .venv/bin/python benchmarks/pool.py [--images 60] [--side 256] [--width 0.25]
+
+BENCH pool_ray_vs_local_throughput: 2 CPUs each (2 actors x 1 thread vs 1 process x 2 threads),
+end to end (Ray includes actor start-up and shipping the weights once through the object store).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from _setup import start_local_ray
+from models import CSRNet
+from orchestrator.config import DatasetConfig
+from orchestrator.pool import score_local, score_with_ray_data
+from orchestrator.samples import open_split
+from orchestrator.train import to_bytes
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--images", type=int, default=60)
+    parser.add_argument("--side", type=int, default=256)
+    parser.add_argument("--width", type=float, default=0.25)
+    args = parser.parse_args()
+    dataset = DatasetConfig(name="synthetic", options={"n_train": args.images, "n_test": 1,
+                                                       "height": args.side, "width": args.side})
+    ids = open_split(dataset, "train").ids
+    state = to_bytes(CSRNet(width=args.width).state_dict())
+
+    def kwargs(threads):
+        return dict(dataset=dataset, split="train", width=args.width, model_state=state, torch_threads=threads)
+
+    score_local(kwargs(2), ids[:2])  # warm caches and imports
+    t = time.perf_counter()
+    local = score_local(kwargs(2), ids)
+    local_s = time.perf_counter() - t
+    t = time.perf_counter()
+    local1 = score_local(kwargs(1), ids)
+    local1_s = time.perf_counter() - t
+
+    ray, stop = start_local_ray(2)
+    try:
+        t = time.perf_counter()
+        remote = score_with_ray_data(kwargs(1), ids, actors=2, batch_size=4, cpus_per_actor=1)
+        ray_s = time.perf_counter() - t
+        t = time.perf_counter()
+        score_with_ray_data(kwargs(1), ids, actors=1, batch_size=4, cpus_per_actor=1)
+        ray1_s = time.perf_counter() - t
+    finally:
+        stop()
+    assert list(remote["id"]) == list(local["id"])
+    max_diff = float(abs(remote["count"] - local["count"]).max())
+    print(f"# {len(ids)} images {args.side}x{args.side}, CSRNet width {args.width}; local 2 threads {local_s:.1f} s, "
+          f"local 1 thread {local1_s:.1f} s, Ray 2 actors {ray_s:.1f} s, Ray 1 actor {ray1_s:.1f} s; "
+          f"max count difference {max_diff:.2e}")
+    print(f"BENCH pool_ray_vs_local_throughput {local_s / ray_s:.2f} x")
+    print(f"BENCH pool_ray_vs_local_throughput_1cpu {local1_s / ray1_s:.2f} x")
+    print(f"BENCH pool_local_img_s {len(ids) / local_s:.2f} img/s")
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(2)
+    main()

@@ -39,6 +39,8 @@ def _fx(value: float) -> int:
 
 def _random_colours(rng: np.random.Generator, n: int, sat=(0.1, 0.9), val=(0.2, 0.95)) -> np.ndarray:
     """``(n, 3) float64`` RGB colours in 0..255 from uniform hue and the given HSV ranges."""
+    if n == 0:
+        return np.zeros((0, 3), np.float64)
     hsv = np.empty((n, 1, 3), np.float32)
     hsv[:, 0, 0] = rng.uniform(0.0, 360.0, n)
     hsv[:, 0, 1] = rng.uniform(*sat, n)
@@ -50,7 +52,7 @@ def _background(config: SyntheticCrowdConfig, rng: np.random.Generator) -> np.nd
     """``(H, W, 3) float32`` background in 0..255: two-colour gradient, low-frequency colour
     noise and one structure (stripes, tiles or none)."""
     height, width = config.height, config.width
-    far, near = _random_colours(rng, 2, sat=(0.05, 0.6), val=(0.3, 0.9))
+    far, near = _random_colours(rng, 2, sat=(0.05, 0.5), val=(0.3, 0.9))
     rows = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None, None]
     horizon, softness = rng.uniform(0.2, 0.8), rng.uniform(0.05, 0.5)
     t = 1.0 / (1.0 + np.exp(-(rows - horizon) / softness))
@@ -60,8 +62,9 @@ def _background(config: SyntheticCrowdConfig, rng: np.random.Generator) -> np.nd
     contrast = config.texture_contrast
     if contrast > 0:
         cells = int(rng.integers(3, 12))
-        coarse = rng.normal(0.0, 1.0, (cells, cells, 3)).astype(np.float32)
-        blotches = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+        # Mostly brightness, a little colour: shadows, stains, worn ground.
+        coarse = rng.normal(0.0, 1.0, (cells, cells, 1)) + rng.normal(0.0, 0.35, (cells, cells, 3))
+        blotches = cv2.resize(coarse.astype(np.float32), (width, height), interpolation=cv2.INTER_CUBIC)
         image += blotches * (30.0 * contrast)
         kind = rng.choice(3, p=[0.35, 0.35, 0.3])
         yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
@@ -80,8 +83,9 @@ def _background(config: SyntheticCrowdConfig, rng: np.random.Generator) -> np.nd
     return image
 
 
-def _draw_distractors(canvas: np.ndarray, config, rng: np.random.Generator, n: int) -> None:
-    """Draw ``n`` shapes that are not heads (boxes, poles, triangles, long ellipses); in place."""
+def _draw_distractors(canvas: np.ndarray, config, rng: np.random.Generator, n: int, kinds=(0, 1, 2, 3)) -> None:
+    """Draw ``n`` shapes that are not heads; in place. ``kinds`` picks among 0 box, 1 pole,
+    2 triangle, 3 elongated ellipse."""
     if n == 0:
         return
     height, width = config.height, config.width
@@ -90,7 +94,7 @@ def _draw_distractors(canvas: np.ndarray, config, rng: np.random.Generator, n: i
         x, y = rng.uniform(0, width), rng.uniform(0, height)
         scale = float(config.radius_at_row(y)) * rng.uniform(1.0, 4.0)
         colour = colours[k].tolist()
-        kind = int(rng.integers(4))
+        kind = int(kinds[rng.integers(len(kinds))])
         if kind == 0:  # box / sign / bag
             w, h = scale * rng.uniform(0.8, 3.0), scale * rng.uniform(0.8, 3.0)
             cv2.rectangle(canvas, (int(x - w / 2), int(y - h / 2)), (int(x + w / 2), int(y + h / 2)), colour, -1)
@@ -161,13 +165,13 @@ def _lighting_and_noise(image: np.ndarray, config, rng: np.random.Generator) -> 
 def render_layout(config: SyntheticCrowdConfig, layout: CrowdLayout, rng: np.random.Generator) -> np.ndarray:
     """``(H, W, 3) uint8`` RGB image of ``layout`` drawn with the appearance stream ``rng``.
 
-    Some distractors are drawn behind the people and some in front (they may hide heads
-    partly; the points stay the ground truth).
+    Most distractors are drawn behind the people; a few thin poles are drawn in front (they may
+    cross heads; the points stay the ground truth).
     """
     canvas = np.clip(_background(config, rng) + 0.5, 0, 255).astype(np.uint8)
     n_distractors = int(rng.integers(config.min_distractors, config.max_distractors + 1))
-    n_front = int(rng.binomial(n_distractors, 0.3))
+    n_front = int(rng.binomial(n_distractors, 0.2))
     _draw_distractors(canvas, config, rng, n_distractors - n_front)
     _draw_people(canvas, layout, config, rng)
-    _draw_distractors(canvas, config, rng, n_front)
+    _draw_distractors(canvas, config, rng, n_front, kinds=(1,))
     return _lighting_and_noise(canvas, config, rng)

@@ -54,6 +54,20 @@ def cycle_sizes(initial: int, per_cycle: int, budget: int) -> list[int]:
     return sizes
 
 
+#: Pools up to this size keep every predicted count in the rows (for the partition figure).
+MAX_COUNTS_IN_ROWS = 20_000
+
+
+def selection_summary(result, pool_counts: np.ndarray) -> dict:
+    """JSON columns describing one selection, for reports (AL-AC Fig. 3)."""
+    counts = [round(float(c), 3) for c in pool_counts] if len(pool_counts) <= MAX_COUNTS_IN_ROWS else []
+    return {
+        "partition_breaks": json.dumps([float(b) for b in result.partition_breaks]),
+        "pool_predicted_counts": json.dumps(counts),
+        "selected_partitions": json.dumps([int(p) for p in result.selected_partition]),
+    }
+
+
 def derived_seed(seed: int, cycle: int, purpose: int) -> int:
     return int(np.random.SeedSequence([seed, cycle, purpose]).generate_state(1)[0])
 
@@ -221,6 +235,7 @@ class ALACTrial:
 
             score_s = select_s = 0.0
             selected: list[str] = []
+            selection_report = {"partition_breaks": "[]", "pool_predicted_counts": "[]", "selected_partitions": "[]"}
             if cycle < n_cycles:
                 t = time.perf_counter()
                 unlabeled = state.labels.unlabeled_ids
@@ -231,8 +246,9 @@ class ALACTrial:
                 labeled_counts, labeled_signatures = self._labeled_evidence(state.labels.labeled_ids)
                 k = self.sizes[cycle] - self.sizes[cycle - 1]
                 rng = np.random.default_rng([cfg.seed, cycle, PURPOSE_SELECT])
-                picks = select_batch(al, pool_scores, labeled_counts, labeled_signatures, k, rng)
-                selected = [unlabeled[i] for i in picks]
+                picked = select_batch(al, pool_scores, labeled_counts, labeled_signatures, k, rng)
+                selected = [unlabeled[int(i)] for i in picked.selected]
+                selection_report = selection_summary(picked, pool_scores["count"])
                 state.labels.label(selected, cycle + 1)
                 select_s = time.perf_counter() - t
 
@@ -248,6 +264,7 @@ class ALACTrial:
                 "code_version": code_version(), "strategy": al.strategy, "alignment": alignment,
                 "n_cycles": n_cycles, "train_steps": result.steps, "train_loss": result.mean_loss,
                 "selected_ids": json.dumps(selected), "labeled_ids": json.dumps(labeled_now),
+                **selection_report,
             }
             state.rows.append(row)
             state.next_cycle = cycle + 1

@@ -21,8 +21,9 @@ def make_strategy(al: ALConfig):
 
 
 def select_batch(al: ALConfig, pool_scores: dict, labeled_counts: np.ndarray, labeled_signatures: np.ndarray,
-                 k: int, rng: np.random.Generator) -> list[int]:
-    """Pool row indices (into ``pool_scores``) of the ``k`` images to label next.
+                 k: int, rng: np.random.Generator) -> selection.SelectionResult:
+    """The selection of the ``k`` images to label next (``result.selected`` = pool rows of
+    ``pool_scores``), with the partitions, scores and probabilities behind it.
 
     One partition per pick (PSSW's m). The classifier probability is passed only when it was
     computed; the pool's true counts only reach the oracle ``count_threshold`` experiment.
@@ -36,5 +37,4 @@ def select_batch(al: ALConfig, pool_scores: dict, labeled_counts: np.ndarray, la
         pool_unlabeled_probability=probability if np.all(np.isfinite(probability)) else None,
         pool_true_counts=pool_scores["true_count"] if al.strategy == "count_threshold" else None,
     )
-    result = make_strategy(al).select(inputs, k, rng)
-    return [int(i) for i in result.selected]
+    return make_strategy(al).select(inputs, k, rng)

@@ -92,6 +92,53 @@ class ALConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class CSSConfig:
+    """CSS-CCNN settings (METHOD.md, CSS-CCNN section; defaults = the paper on ShanghaiTech A).
+
+    ``baseline`` picks what the trial produces: ``none`` (CSS-CCNN itself), ``random`` (stage 1
+    + untrained head), ``mean``, ``pprior``, ``self_supervised_labels`` (stage-1 features +
+    supervised head), ``fully_supervised``. ``labeled_images > 0`` is the limited-data variant
+    (labeled and unlabeled batches alternating ``labeled_ratio``:1)."""
+
+    plus_plus: bool = False
+    baseline: str = "none"
+    crop: int = 224
+    # stage 1: rotation self-supervision
+    stage1_epochs: int = 100
+    stage1_lr: float = 1e-3
+    stage1_momentum: float = 0.9
+    stage1_weight_decay: float = 1e-4
+    stage1_batch: int = 4
+    holdout_fraction: float = 0.1
+    # stage 2: Sinkhorn distribution matching, frozen features
+    stage2_epochs: int = 1000
+    stage2_lr: float = 1e-5
+    stage2_momentum: float = 0.9
+    stage2_weight_decay: float = 1e-4
+    stage2_batch: int = 32
+    steps_per_epoch: int | None = None
+    loss_scale: float = 0.01
+    prior_samples: int = 1568
+    sinkhorn_backend: str = "reference"
+    sinkhorn_epsilon: float = 0.1
+    sinkhorn_max_iter: int = 1000
+    sinkhorn_tolerance: float = 0.1
+    patience: int = 300
+    moving_average: int = 5
+    # prior
+    alpha: float = 2.0
+    c_fmax: float = 3000.0
+    prior_cdf: str = "unnormalised"
+    # CSS-CCNN++
+    sparse_percentile: float = 30.0
+    dense_weight: float = 0.1
+    plus_plus_moving_average: int = 10
+    # limited data (paper section 4.8)
+    labeled_images: int = 0
+    labeled_ratio: int = 5
+
+
+@dataclasses.dataclass(frozen=True)
 class RayConfig:
     """Where the work runs. ``train_workers = 0`` trains in-process; ``>= 1`` runs the same loop
     under Ray Train (gloo on CPU, NCCL on GPU). ``score_actors = 0`` scores the pool in-process;
@@ -105,6 +152,9 @@ class RayConfig:
     cpus_per_actor: float = 1.0
     score_batch_size: int = 4
     torch_threads: int = 1
+    trial_cpus: float = 1.0  # a Tune trial's own share; 0.01 when its Train workers hold the CPUs
+    max_concurrent_trials: int = 2
+    max_failures: int = 1  # Tune retries of a failed trial (resuming from its checkpoint)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,6 +165,7 @@ class ExperimentConfig:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     alac: ALConfig = dataclasses.field(default_factory=ALConfig)
+    cssccnn: CSSConfig = dataclasses.field(default_factory=CSSConfig)
     ray: RayConfig = dataclasses.field(default_factory=RayConfig)
     seed: int = 0
     trials: int = 10

@@ -43,6 +43,7 @@ DEFAULT_MAX_BLOCK_ELEMENTS = 2**22  # distances per cdist block: 4 Mi float64 = 
 _PRUNE_BLOCK_ROWS = 512  # pool rows per pruned block (similar row sums)
 _PRUNE_PROBE_ROWS = 16  # labeled rows nearest in row sum used for the upper bound
 _ROUNDING_MARGIN = 1e-9  # relative to the rows' absolute sums; float64 error is ~1e-14
+DEFAULT_PRUNE_MIN_PAIRS = 2**18  # smaller partitions: plain cdist is faster than probing
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ def gdsim(
     *,
     max_block_elements: int = DEFAULT_MAX_BLOCK_ELEMENTS,
     prune: bool = True,
+    prune_min_pairs: int = DEFAULT_PRUNE_MIN_PAIRS,
 ) -> GdsimScores:
     """GDSIM of each pool image against the labeled images of its partition.
 
@@ -122,6 +124,8 @@ def gdsim(
             Give both or neither.
         max_block_elements: most pairwise distances held in memory at once.
         prune: skip labeled rows that provably cannot be nearest (exact; see module doc).
+        prune_min_pairs: prune only partitions with at least this many pool x labeled pairs
+            (below it the probing costs more than it saves).
 
     Returns:
         :class:`GdsimScores` (edge cases in the module docstring).
@@ -140,9 +144,7 @@ def gdsim(
 
     if max_block_elements < 1:
         raise ValueError(f"max_block_elements must be >= 1, got {max_block_elements}")
-    pool_sums, pool_abs_sums = _row_sums(pool_signatures)
-    labeled_sums, labeled_abs_sums = _row_sums(labeled_signatures)
-    margin = _ROUNDING_MARGIN * (pool_abs_sums.max() + labeled_abs_sums.max())
+    row_sums = None  # (pool sums, labeled sums, rounding margin), computed when first needed
     pool_order = np.argsort(pool_partition, kind="stable")
     pool_ids, pool_starts = np.unique(pool_partition[pool_order], return_index=True)
     pool_ends = np.append(pool_starts[1:], n_pool)
@@ -153,14 +155,19 @@ def gdsim(
             reference_rows = np.arange(labeled_signatures.shape[0])
             fallback[members] = True
         references = labeled_signatures[reference_rows]
-        if prune:
+        if prune and members.size * reference_rows.size >= prune_min_pairs:
+            if row_sums is None:
+                pool_sums, pool_abs_sums = _row_sums(pool_signatures)
+                labeled_sums, labeled_abs_sums = _row_sums(labeled_signatures)
+                margin = _ROUNDING_MARGIN * (pool_abs_sums.max() + labeled_abs_sums.max())
+                row_sums = (pool_sums, labeled_sums, margin)
             part_score, part_nearest = _min_l1_pruned(
                 pool_signatures,
-                pool_sums,
+                row_sums[0],
                 members,
                 references,
-                labeled_sums[reference_rows],
-                margin,
+                row_sums[1][reference_rows],
+                row_sums[2],
                 max_block_elements,
             )
         else:

@@ -19,10 +19,11 @@ def random_case(seed: int, n_pool: int, n_labeled: int, n_cells: int = 85):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_vectorised_gdsim_is_bit_identical_to_the_naive_loop(seed):
     pool, labeled, pool_partition, labeled_partition = random_case(seed, 60, 25)
-    fast = gdsim(pool, labeled, pool_partition, labeled_partition)
     naive = gdsim_naive(pool, labeled, pool_partition, labeled_partition)
-    assert fast.score.dtype == np.float64
-    np.testing.assert_array_equal(fast.score, naive)  # exact float64 equality, not allclose
+    for prune_min_pairs in (0, 10**9):  # with and without the row-sum pruning
+        fast = gdsim(pool, labeled, pool_partition, labeled_partition, prune_min_pairs=prune_min_pairs)
+        assert fast.score.dtype == np.float64
+        np.testing.assert_array_equal(fast.score, naive)  # exact float64 equality, not allclose
     assert np.isfinite(fast.score).all()
 
 
@@ -80,7 +81,9 @@ def test_pruning_changes_neither_scores_nor_argmins(kind):
         labeled = rng.integers(0, 2, shape_labeled).astype(float)
     pool_partition = rng.integers(0, 3, shape_pool[0])
     labeled_partition = rng.integers(0, 3, shape_labeled[0])
-    pruned = gdsim(pool, labeled, pool_partition, labeled_partition, max_block_elements=4096)
+    pruned = gdsim(
+        pool, labeled, pool_partition, labeled_partition, max_block_elements=4096, prune_min_pairs=0
+    )
     full = gdsim(pool, labeled, pool_partition, labeled_partition, prune=False)
     np.testing.assert_array_equal(pruned.score, full.score)
     np.testing.assert_array_equal(pruned.nearest_labeled, full.nearest_labeled)

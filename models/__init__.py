@@ -9,6 +9,8 @@ Both networks output density at 1/8 resolution, ``(B, 1, ceil(H/8), ceil(W/8))``
 input size (inputs are zero-padded bottom/right to a multiple of 8 after normalisation).
 """
 
+from types import MappingProxyType
+
 from models.csrnet import CSRNet, DomainClassifier
 from models.cssccnn import CSSCCNN, FENOutput, FeatureExtractor
 from models.layers import GradientReversal, gradient_reversal, output_size, pad_to_multiple, scaled_channels
@@ -24,7 +26,7 @@ from models.naming import StateDictMismatchError, load_state_dict_checked
 from models.normalize import normalize_csrnet, normalize_cssccnn
 
 #: Network name -> class, as used by configs and the evaluate CLI.
-MODEL_CLASSES = {"csrnet": CSRNet, "cssccnn": CSSCCNN}
+MODEL_CLASSES = MappingProxyType({"csrnet": CSRNet, "cssccnn": CSSCCNN})
 
 __all__ = [
     "CSRNet",

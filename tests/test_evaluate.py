@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import real_dataset_dir
 from PIL import Image
 
 from models import CSRNet, CSSCCNN
@@ -127,11 +128,8 @@ def test_cli_entry_point_runs_as_a_module(tmp_path):
 
 
 @pytest.mark.realdata
-def test_evaluate_shanghaitech_b_test_first_5(tmp_path):
-    data_root = os.environ.get("COUNTING_DATA_ROOT")
-    if not data_root:
-        pytest.skip("COUNTING_DATA_ROOT is not set (real datasets)")
-    part_b = Path(data_root) / "ShanghaiTech" / "part_B"
+def test_evaluate_shanghaitech_b_test_first_5(tmp_path, data_root):
+    part_b = real_dataset_dir(data_root, "ShanghaiTech/part_B")  # skips when COUNTING_DATA_ROOT is unset
     _seeded_checkpoint(tmp_path / "csrnet.pt", CSRNet)
     proc = _run_cli([
         "--model", "csrnet", "--weights", str(tmp_path / "csrnet.pt"), "--dataset", "shanghaitech_b",

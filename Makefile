@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m orchestrator.data demo
+	$(PY) -m orchestrator.sweep
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -29,7 +29,7 @@ from models import CSRNet
 from orchestrator.al_state import LabelState
 from orchestrator.config import ConfigError, ExperimentConfig
 from orchestrator.data import block_sum
-from orchestrator.pool import mae_rmse, score_local, score_with_ray_data
+from orchestrator.pool import density_examples, mae_rmse, score_local, score_with_ray_data
 from orchestrator.results import code_version, rows_frame, write_parquet_atomic
 from orchestrator.samples import load_sample, open_split
 from orchestrator.selection_bridge import check_strategy, select_batch
@@ -38,6 +38,7 @@ from selection import grid_signature
 
 CHECKPOINT = "checkpoint.pt"
 ROWS = "rows.parquet"
+EXAMPLES = "examples.npz"
 PURPOSE_INITIAL, PURPOSE_TRAIN, PURPOSE_SELECT = 0, 1, 2
 
 
@@ -208,8 +209,12 @@ class ALACTrial:
         return counts, np.stack([self._labeled_cache[i][1] for i in ids])
 
     # ------------------------------------------------------------------ main loop
-    def run(self, fail_after_cycle: int | None = None):
-        """Run (or resume) the trial; returns the rows as a DataFrame."""
+    def run(self, fail_after_cycle: int | None = None, on_stage_end: Callable[[dict], None] | None = None):
+        """Run (or resume) the trial; returns the rows as a DataFrame.
+
+        ``on_stage_end(row)`` is called after each cycle's checkpoint and rows are on disk (the
+        sweep reports them to Tune); after the last cycle ``examples.npz`` (Fig. 5 arrays for
+        a few test images) is written first."""
         cfg, al = self.config, self.config.alac
         self.out_dir.mkdir(parents=True, exist_ok=True)
         state = self._load_state()
@@ -273,9 +278,22 @@ class ALACTrial:
             self.log(f"[{self.trial_id}] cycle {cycle}/{n_cycles}: {len(labeled_now)} labeled, MAE {mae:.2f} "
                      f"RMSE {rmse:.2f} (train {train_s:.1f} s, score {score_s:.1f} s, select {select_s:.2f} s, "
                      f"evaluate {evaluate_s:.1f} s{', aligned' if alignment else ''})")
+            if cycle == n_cycles:
+                self._write_examples(state.model_state)
+            if on_stage_end is not None:
+                on_stage_end(row)
             if fail_after_cycle == cycle:
                 raise InjectedFailure(f"injected failure after cycle {cycle}")
         return rows_frame(state.rows)
+
+    def _write_examples(self, model_state: bytes, n: int = 3) -> None:
+        cfg = self.config
+        kwargs = dict(dataset=cfg.dataset, split=cfg.dataset.test_split, width=cfg.model.width,
+                      model_state=model_state, torch_threads=cfg.ray.torch_threads)
+        arrays = density_examples(kwargs, self.test.ids[:n])
+        tmp = self.out_dir / f".{EXAMPLES}.{os.getpid()}.tmp.npz"
+        np.savez_compressed(tmp, **arrays)
+        os.replace(tmp, self.out_dir / EXAMPLES)
 
     def _count(self, item_id: str) -> int:
         if item_id in self._labeled_cache:

@@ -134,3 +134,21 @@ def mae_rmse(predicted: np.ndarray, true: np.ndarray) -> tuple[float, float]:
     """MAE and RMSE of counts (the papers print RMSE under the name "MSE")."""
     err = np.asarray(predicted, np.float64) - np.asarray(true, np.float64)
     return float(np.abs(err).mean()), float(np.sqrt((err ** 2).mean()))
+
+
+def density_examples(scorer_kwargs: dict, ids: list[str]) -> dict[str, np.ndarray]:
+    """Arrays for the predicted-vs-true density figure (AL-AC Fig. 5): for each id ``i``,
+    ``image_<i>`` (H, W, 3) uint8, ``target_<i>`` (h, w) float32 = the count-exact target at
+    1/8, ``predicted_<i>`` (h, w) float32; plus ``ids``."""
+    from orchestrator.data import block_sum
+
+    scorer = PoolScorer(**scorer_kwargs)
+    arrays = {"ids": np.array(ids, dtype=str)}
+    for n, item_id in enumerate(ids):
+        sample = load_sample(scorer.items[item_id], scorer.dataset, with_density=True)
+        with torch.no_grad():
+            predicted = scorer.model(CSRNet.normalize(sample.image).to(scorer.device))[0, 0].cpu().numpy()
+        arrays[f"image_{n}"] = sample.image
+        arrays[f"target_{n}"] = block_sum(sample.density, 8).astype(np.float32)
+        arrays[f"predicted_{n}"] = predicted.astype(np.float32)
+    return arrays

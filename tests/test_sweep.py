@@ -1,0 +1,134 @@
+"""Sweeps through Ray Tune: planning, the Parquet they write, failures counted, --resume, and
+`ray job submit` against a local head on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from orchestrator.config import ConfigError
+from orchestrator.sweep import INJECT_FAILURE_ENV, run_sweep
+from orchestrator.sweep_plan import plan_sweep
+
+REPO = Path(__file__).resolve().parents[1]
+ALAC_DEMO = REPO / "configs/alac/demo.yaml"
+TINY = ["dataset.options.n_train=12", "dataset.options.n_test=3", "dataset.options.height=64",
+        "dataset.options.width=64", "alac.initial=3", "alac.per_cycle=3", "alac.budget=9"]
+
+
+def sweep_cli(*args, env=None, timeout=600):
+    full_env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", **(env or {}))
+    sets = [a for s in TINY for a in ("--set", s)]
+    return subprocess.run([sys.executable, "-m", "orchestrator.sweep", *args, *sets], capture_output=True,
+                          text=True, timeout=timeout, env=full_env, cwd=REPO)
+
+
+def test_plan_is_grid_times_seeds_with_paired_seeds():
+    plan = plan_sweep(ALAC_DEMO, "smoke", TINY, trials=3)
+    assert len(plan.trials) == 6 and plan.name == "alac_demo"
+    assert len({t.trial_id for t in plan.trials}) == 6
+    by_strategy = {}
+    for t in plan.trials:
+        by_strategy.setdefault(dict(t.settings)["alac.strategy"], []).append(t.seed)
+    assert by_strategy == {"pssw": [0, 1, 2], "random": [0, 1, 2]}
+    assert plan.trials[0].load().alac.strategy == "pssw"
+
+
+def test_plan_validates_every_trial_before_ray(tmp_path):
+    with pytest.raises(ConfigError, match="alac.budget"):
+        plan_sweep(ALAC_DEMO, "smoke", TINY + ["alac.budget=500"])
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("suite: s\nexperiments:\n  - config: nowhere.yaml\n")
+    with pytest.raises(ConfigError, match="nowhere.yaml"):
+        plan_sweep(suite, "smoke")
+    suite.write_text("suite: s\nexperimentz: []\n")
+    with pytest.raises(ConfigError, match="unknown suite key"):
+        plan_sweep(suite, "smoke")
+
+
+def test_the_embedded_default_suite_plans():
+    plan = plan_sweep(None, "demo")
+    assert plan.name == "demo" and "alac_demo" in plan.experiments
+    strategies = {dict(t.settings).get("alac.strategy") for t in plan.trials if t.experiment == "alac_demo"}
+    assert strategies == {"pssw", "random"}
+
+
+def test_smoke_sweep_writes_the_results_table(tmp_path, ray_session):
+    plan = plan_sweep(ALAC_DEMO, "smoke", TINY, trials=2)
+    written = run_sweep(plan, tmp_path)
+    frame = pd.read_parquet(written["alac_demo"])
+    assert len(frame) == 4 * 3 and frame["trial_id"].nunique() == 4
+    assert set(frame["setting.alac.strategy"]) == {"pssw", "random"}
+    assert (frame["status"] == "ok").all() and frame["mae"].notna().all()
+    assert not frame.duplicated(["trial_id", "cycle"]).any()
+    for column in ("experiment", "method", "dataset", "seed", "cycle", "n_labeled", "labeled_points", "mae",
+                   "rmse", "train_seconds", "score_seconds", "select_seconds", "evaluate_seconds", "status",
+                   "error", "code_version"):
+        assert column in frame, column
+    assert json.loads((tmp_path / "alac_demo/experiment.json").read_text())["experiment"] == "alac_demo"
+    assert len(list((tmp_path / "alac_demo/examples").glob("*.npz"))) == 4
+
+
+@pytest.mark.slow
+def test_failed_trial_is_counted_then_resume_runs_it_once(tmp_path):
+    storage = tmp_path / "results"
+    victim = plan_sweep(ALAC_DEMO, "smoke", TINY, trials=1).trials[1].trial_id
+    inject = {INJECT_FAILURE_ENV: f"{tmp_path / 'failed-once'}:{victim}:2"}
+    first = sweep_cli("--config", str(ALAC_DEMO), "--scale", "smoke", "--trials", "1", "--storage", str(storage),
+                      "--set", "ray.max_failures=0", env=inject)
+    assert first.returncode == 0, first.stderr[-3000:]
+    frame = pd.read_parquet(storage / "alac_demo/results.parquet")
+    failed = frame[frame["status"] == "failed"]
+    assert list(failed["trial_id"]) == [victim] and "injected failure after cycle 2" in failed["error"].iloc[0]
+    assert sorted(frame[frame["trial_id"] == victim]["cycle"]) == [1, 2, 3]  # 2 ok cycles + the failure row
+
+    second = sweep_cli("--config", str(ALAC_DEMO), "--scale", "smoke", "--trials", "1", "--storage", str(storage),
+                       "--set", "ray.max_failures=0", "--resume", env=inject)
+    assert second.returncode == 0, second.stderr[-3000:]
+    frame = pd.read_parquet(storage / "alac_demo/results.parquet")
+    assert (frame["status"] == "ok").all() and frame["trial_id"].nunique() == 2
+    assert frame.groupby("trial_id")["cycle"].apply(sorted).tolist() == [[1, 2, 3], [1, 2, 3]]
+    assert "resuming" in second.stdout + second.stderr  # the victim continued from its cycle-2 checkpoint
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_ray_job_submit_to_a_local_head(tmp_path):
+    venv_bin = Path(sys.executable).parent
+    env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
+               PATH=f"{venv_bin}:{os.environ.get('PATH', '')}")
+    port, dashboard = _free_port(), _free_port()
+    temp_dir = Path("/tmp") / f"rayj{os.getpid()}"
+    start = subprocess.run([str(venv_bin / "ray"), "start", "--head", "--num-cpus", "2", "--port", str(port),
+                            "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
+                            "--temp-dir", str(temp_dir), "--disable-usage-stats"],
+                           capture_output=True, text=True, env=env, timeout=180)
+    assert start.returncode == 0, start.stderr
+    try:
+        storage = tmp_path / "results"
+        sets = [a for s in TINY for a in ("--set", s)]
+        submit = subprocess.run(
+            [str(venv_bin / "ray"), "job", "submit", "--address", f"http://127.0.0.1:{dashboard}",
+             "--working-dir", str(REPO), "--", "python", "-m", "orchestrator.sweep", "--config",
+             "configs/alac/demo.yaml", "--scale", "smoke", "--trials", "1", "--storage", str(storage), *sets],
+            capture_output=True, text=True, env=env, timeout=600)
+        assert submit.returncode == 0, submit.stdout[-3000:] + submit.stderr[-3000:]
+        assert "succeeded" in (submit.stdout + submit.stderr).lower()
+        frame = pd.read_parquet(storage / "alac_demo/results.parquet")
+        assert frame["trial_id"].nunique() == 2 and (frame["status"] == "ok").all()
+    finally:
+        subprocess.run([str(venv_bin / "ray"), "stop", "--force"], capture_output=True, env=env, timeout=120)
+        time.sleep(1)

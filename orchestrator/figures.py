@@ -26,6 +26,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -76,6 +77,7 @@ def mae_vs_budget(cycles: list[CycleSummary], path: Path) -> Path | None:
                 ax.plot(px, py, linestyle="none", marker="x", markersize=8, color=color, label=f"paper ({_label(settings)})")
         ax.set_title(f"{experiment} — {dataset}", fontsize=10)
         ax.set_xlabel("labeled images")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("MAE (mean ± std over trials)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -169,7 +171,9 @@ def density_examples(dirs: tuple[Path, ...], path: Path) -> Path | None:
         panels = [(data[f"image_{i}"], data[f"target_{i}"], data[f"predicted_{i}"]) for i in range(len(ids))]
     if not panels:
         return None
-    fig, axes = plt.subplots(len(panels), 3, figsize=(10, 3.2 * len(panels)), squeeze=False, layout="constrained")
+    aspect = panels[0][0].shape[0] / max(1, panels[0][0].shape[1])  # height / width of the first image
+    fig, axes = plt.subplots(len(panels), 3, figsize=(10, (10 / 3 * aspect + 0.5) * len(panels)), squeeze=False,
+                             layout="constrained")
     for row, (item_id, (image, target, predicted)) in zip(axes, zip(ids, panels)):
         vmax = max(float(target.max()), float(predicted.max()), 1e-6)
         row[0].imshow(image)

@@ -9,8 +9,10 @@ Table: one row per experiment, method, dataset and swept setting (``setting.*`` 
 each trial's final row (its largest ``cycle``): MAE and RMSE as mean ± sample std (ddof 1; "-"
 when n = 1), ``n`` = trials that finished, ``failed`` = trials that did not (never dropped
 silently; their errors are listed under the table), and the paper's numbers beside ours where
-the experiment's config names a matching result (see :mod:`orchestrator.report_paper`). For
-AL-AC a second table gives MAE against the number of labeled images (every cycle).
+the experiment's config names a matching result (see :mod:`orchestrator.report_paper`) and the
+run is at paper scale (a smoke or demo run is never set beside the paper's numbers). For AL-AC a
+second table gives MAE against the number of labeled images (every cycle). ``--pool KEY`` (or a
+config's ``paper.pool_over``) averages a swept setting away, e.g. UCF_CC_50's five folds.
 
 Several RESULTS_DIRs render into one table (e.g. SHA and SHB halves of one paper table). A
 directory without ``results.parquet`` whose sub-folders have one (a suite's storage folder)
@@ -30,8 +32,8 @@ import pandas as pd
 
 from orchestrator.report_paper import PaperReference, PaperResult
 from orchestrator.report_tables import (FORMATS, REQUIRED_COLUMNS, SETTING_PREFIX, CycleSummary, GroupSummary,
-                                        ReportError, ResultsSet, load_results, paper_references, summarize,
-                                        summarize_cycles)
+                                        ReportError, ResultsSet, load_results, paper_references, paper_scale_only,
+                                        summarize, summarize_cycles)
 
 __all__ = ["ReportError", "load_results", "main", "paper_references", "render", "render_table", "report_text",
            "summarize", "summarize_cycles"]
@@ -170,9 +172,15 @@ def render_table(frame: pd.DataFrame, fmt: str = "markdown", configs: dict[str, 
     if missing:
         raise ReportError(f"results frame: missing required column(s) {missing}")
     results = ResultsSet(frame, dict(configs or {}), ())
-    refs = paper_references(results.configs, paper_file)
-    summaries = summarize(results, refs, pool_over)
+    every_ref = paper_references(results.configs, paper_file)
+    refs, _ = paper_scale_only(every_ref, results)
+    summaries = summarize(results, refs, tuple(pool_over) + pooled_keys(every_ref))
     return csv_table(summaries) if fmt == "csv" else render(*table_rows(summaries, refs), fmt)
+
+
+def pooled_keys(refs: dict[str, PaperReference]) -> tuple[str, ...]:
+    """Settings the configs' ``paper.pool_over`` averages over (e.g. cross-validation folds)."""
+    return tuple(dict.fromkeys(k for ref in refs.values() for k in ref.pool_over))
 
 
 def notes(summaries: list[GroupSummary], refs: dict[str, PaperReference], cycles: list[CycleSummary]) -> list[str]:
@@ -202,7 +210,7 @@ def notes(summaries: list[GroupSummary], refs: dict[str, PaperReference], cycles
 
 
 def report_text(results: ResultsSet, fmt: str = "markdown", refs: dict[str, PaperReference] | None = None,
-                pool_over: tuple[str, ...] = ()) -> str:
+                pool_over: tuple[str, ...] = (), extra_notes: list[str] | None = None) -> str:
     """Everything printed to stdout: the final table, then (markdown/latex) the per-cycle table
     and notes. ``csv`` prints the final table only, so the output stays one CSV."""
     refs = refs or {}
@@ -215,7 +223,7 @@ def report_text(results: ResultsSet, fmt: str = "markdown", refs: dict[str, Pape
     if cycles:
         title = "MAE against labeled images (AL-AC, every cycle; mean ± std over trials)"
         parts.append(("% " if fmt == "latex" else "### ") + title + "\n\n" + render(*cycle_rows(cycles, refs), fmt))
-    lines = notes(summaries, refs, cycles)
+    lines = notes(summaries, refs, cycles) + list(extra_notes or [])
     if lines:
         parts.append("\n".join(comment + line for line in lines))
     return "\n\n".join(parts) + "\n"
@@ -234,12 +242,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         results = load_results(args.results_dirs)
-        refs = paper_references(results.configs, args.paper)
-        sys.stdout.write(report_text(results, args.format, refs, tuple(args.pool)))
+        every_ref = paper_references(results.configs, args.paper)
+        refs, not_compared = paper_scale_only(every_ref, results)
+        pool = tuple(args.pool) + pooled_keys(every_ref)  # pooling holds at every scale
+        sys.stdout.write(report_text(results, args.format, refs, pool, not_compared))
         if args.figures is not None:
             from orchestrator.figures import write_figures  # matplotlib only when asked for
 
-            cycles = summarize_cycles(results, refs, tuple(args.pool))
+            cycles = summarize_cycles(results, refs, pool)
             for line in write_figures(results, cycles, args.figures):
                 print(line, file=sys.stderr if args.format == "csv" else sys.stdout)
     except ReportError as e:

@@ -150,6 +150,35 @@ def paper_references(configs: dict[str, dict], paper_file: str | Path | None = N
         raise ReportError(str(e)) from e
 
 
+def experiment_scales(results: ResultsSet) -> dict[str, str | None]:
+    """Experiment -> the scale it ran at (experiment.json, else the rows' ``scale``; None if unknown)."""
+    frame = results.frame
+    scales: dict[str, str | None] = {}
+    for name in dict.fromkeys(frame["experiment"].astype(str)):
+        scale = (results.configs.get(name) or {}).get("scale")
+        if scale is None and "scale" in frame:
+            values = frame.loc[frame["experiment"].astype(str) == name, "scale"].dropna().unique()
+            scale = str(values[0]) if len(values) == 1 else None
+        scales[name] = scale
+    return scales
+
+
+def paper_scale_only(refs: dict[str, PaperReference], results: ResultsSet) -> tuple[dict[str, PaperReference], list[str]]:
+    """Keep the paper's numbers only for experiments run at paper scale (a smoke run's baseline
+    must not sit beside the paper's as if comparable); a note for each experiment left out."""
+    kept, notes = {}, []
+    for name, scale in experiment_scales(results).items():
+        ref = refs.get(name) or refs.get("*")
+        if ref is None:
+            continue
+        if scale in (None, "paper"):
+            kept[name] = ref
+        else:
+            notes.append(f"paper numbers ({ref.source or 'config'}) not compared with {name}: it ran at scale "
+                         f"{scale}, the paper's numbers are for paper scale")
+    return kept, notes
+
+
 # ------------------------------------------------------------------------------------ aggregation
 def setting_keys(frame: pd.DataFrame, pool_over: tuple[str, ...] = ()) -> list[str]:
     """Dotted keys of the ``setting.*`` columns, in column order, without pooled ones."""

@@ -258,3 +258,16 @@ def test_figures_skip_with_a_note_when_data_is_absent(tmp_path):
 
 def test_schema_columns_are_the_results_module_ones():
     assert set(report.REQUIRED_COLUMNS) <= set(ROW_COLUMNS)
+
+
+def test_paper_numbers_only_beside_paper_scale_runs(tmp_path):
+    """A smoke run is not compared with the paper even when its settings match; folds still pool."""
+    rows = [dict(r, scale="smoke", **{"setting.dataset.options.fold": 1 + i % 2}) for i, r in enumerate(_rows())]
+    paper = dict(PAPER, pool_over=["dataset.options.fold"])
+    directory = _write(tmp_path / "tab", rows, _config(scale="smoke", paper=paper))
+    code, out, _ = _run(str(directory))
+    assert code == 0
+    assert "paper MAE" not in out.splitlines()[0] and "85.4" not in out
+    assert "paper numbers (AL-AC, Table 1 (test)) not compared with tab: it ran at scale smoke" in out
+    assert "| fold |" not in out.splitlines()[0]  # pooled over folds all the same
+    assert "| alac | shanghaitech_a | pssw | 20 | 12.00 ± 2.00 | 23.00 ± 3.61 | 3 | 0 |" in out

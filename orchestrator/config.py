@@ -85,6 +85,7 @@ class ALConfig:
     levels: int = 3  # grid-signature levels 0..LA
     alignment: bool = True  # distribution alignment (GRL + latent MixUp) in the last cycle
     alignment_every_cycle: bool = False  # AL-AC-v
+    mixup: bool = True  # latent MixUp in the alignment loss; false = the "GRL only" ablation
     beta: float = 3.0
     grl_multiplier: float = -1.0
     mixup_alpha: float = 0.5
@@ -136,6 +137,16 @@ class CSSConfig:
     # limited data (paper section 4.8)
     labeled_images: int = 0
     labeled_ratio: int = 5
+    # added for the trial runner (defaults = the reference code)
+    cell_size: int = 8  # cell side in output pixels (8 = 64 input pixels; 3 x 3 cells per 224 crop)
+    prior_cells_per_crop: int = 16  # C_max = c_fmax / (cells per crop x crops per image), 4 x 4 ...
+    prior_crops_per_image: int = 4  # ... and 4 crops in the reference; also the Mean/Pprior image counts
+    prior_num_images: int | None = None  # S in CDF(C_max) > 1 - 1/S; None = train + test images
+    prior_draw_mode: str = "sum_of_cells"  # CCNN Pprior: sum of cells_per_image draws, or scaled_cell
+    plus_plus_divergence: float = 1.0  # ++: stop when the smoothed sparse loss exceeds its minimum by this
+    validation_crops_per_image: int = 5  # ++ validation: fixed crops per held-out image
+    supervised_lr: float = 1e-5  # the labeled baselines' head (or whole network) learning rate
+    checkpoint_every: int = 1  # epochs between a stage's progress checkpoints
 
 
 @dataclasses.dataclass(frozen=True)

@@ -179,24 +179,12 @@ def collect_results(plan: SweepPlan, result_grid, storage: Path) -> dict[str, Pa
     return written
 
 
-def summary_table(frame: pd.DataFrame) -> str:
-    """Mean ± std of MAE/RMSE at each trial's final row, per setting, failures counted."""
-    try:
-        from orchestrator.report import render_table
+def summary_table(frame: pd.DataFrame, config: dict) -> str:
+    """The report's table: mean ± std of MAE/RMSE at each trial's final row, per setting, failed
+    trials counted, the paper's numbers beside ours at paper scale."""
+    from orchestrator.report import render_table
 
-        return render_table(frame, "markdown")
-    except ImportError:
-        pass
-    final = frame.sort_values("cycle").groupby("trial_id").tail(1)
-    keys = ["experiment", "method", "dataset"] + [c for c in frame.columns if c.startswith(SETTING_PREFIX)]
-    lines = []
-    for group, rows in final.groupby(keys, dropna=False):
-        ok = rows[rows["status"] == "ok"]
-        std = lambda s: f"{s.std(ddof=1):.2f}" if len(s) > 1 else "-"  # noqa: E731
-        label = " ".join(str(g) for g in (group if isinstance(group, tuple) else (group,)))
-        lines.append(f"{label}: MAE {ok['mae'].mean():.2f} ± {std(ok['mae'])}  RMSE {ok['rmse'].mean():.2f} ± "
-                     f"{std(ok['rmse'])}  n={len(ok)} failed={len(rows) - len(ok)}")
-    return "\n".join(lines)
+    return render_table(frame, "markdown", configs={config["experiment"]: config})
 
 
 def run_sweep(plan: SweepPlan, storage: Path, resume: bool = False, address: str | None = None) -> dict[str, Path]:
@@ -234,7 +222,7 @@ def main(argv=None) -> int:
         return 2
     for name, path in written.items():
         frame = pd.read_parquet(path)
-        print(f"\n## {name}\n\n{summary_table(frame)}")
+        print(f"\n## {name}\n\n{summary_table(frame, plan.experiments[name].to_dict())}")
     print(f"\nfinished in {time.perf_counter() - started:.0f} s")
     for name, path in written.items():
         print(f"results: {path}   report: python -m orchestrator.report {path.parent} --figures {path.parent / 'figures'}")

@@ -168,7 +168,8 @@ def run_training(job: TrainJob, rank: int = 0, world_size: int = 1, device: str 
             if classifier is not None:
                 cls_optimizer.zero_grad(set_to_none=True)
                 loss = alignment_loss(model, classifier, images, targets, labeled_mask, mixup_rng,
-                                      beta=job.alac.beta, alpha=job.alac.mixup_alpha).total
+                                      beta=job.alac.beta, alpha=job.alac.mixup_alpha,
+                                      use_mixup=job.alac.mixup).total
             else:
                 loss = density_regression_loss(model(images), targets)
             loss.backward()

@@ -161,3 +161,10 @@ def test_real_data_smoke_trial_on_shanghaitech_b(tmp_path, data_root):
     rows = ALACTrial(cfg, tmp_path, log=quiet).run()
     assert list(rows["n_labeled"]) == [2, 4] and rows["dataset"].iloc[0] == "shanghaitech_b"
     assert np.isfinite(rows["mae"]).all() and (rows["labeled_points"] > 0).all()
+
+
+def test_grl_only_ablation_changes_only_the_aligned_cycle(tmp_path):
+    with_mixup = ALACTrial(smoke_config(), tmp_path / "mx", log=quiet).run()
+    grl_only = ALACTrial(smoke_config("alac.mixup=false"), tmp_path / "grl", log=quiet).run()
+    assert list(grl_only["train_loss"][:2]) == list(with_mixup["train_loss"][:2])  # not aligned yet
+    assert grl_only["train_loss"].iloc[2] != with_mixup["train_loss"].iloc[2]  # no mixed-sample term

@@ -1,0 +1,273 @@
+"""Sinkhorn loss between predicted cell counts and prior samples (1-D empirical measures).
+
+One function, two backends:
+
+- ``"reference"``: the CSS-CCNN reference solver (val-iisc/css-ccnn ``sinkhorn.py``):
+  log-domain alternating updates, uniform weights, cost C_ij = (x_i - y_j)^2, fixed epsilon
+  (0.1), at most ``max_iterations`` (1000), stop as soon as
+  sum_i |u_i - u_i'| + sum_j |v_j - v_j'| < ``tolerance`` (0.1) after an iteration, where u, v
+  are the potentials of the plan P_ij = exp((u_i + v_j - C_ij) / epsilon). (The reference
+  averages that sum over a batch of problems; for our single problem it is the sum itself.)
+- ``"geomloss"``: ``geomloss.SamplesLoss("sinkhorn", backend="tensorized")`` with the same
+  cost (passed explicitly, not geomloss's default C/2) and blur = sqrt(epsilon), so the final
+  temperature is the same epsilon; geomloss anneals epsilon (``scaling``) instead of iterating
+  at a fixed one, and can debias.
+
+Objectives (``SinkhornConfig.objective``; None picks the backend's own):
+
+- ``"transport_cost"`` (reference only, its default and what the reference returns):
+  <P, C> for the entropic plan P after the loop stops.
+- ``"entropic"`` (geomloss's default; also available from the reference loop): the entropic
+  OT cost OT_eps = min_P <P, C> + eps KL(P | a⊗b), evaluated by its dual <a, f> + <b, g>; with
+  ``debias=True`` (geomloss only) the Sinkhorn divergence OT_eps(x, y) - (OT_eps(x, x) +
+  OT_eps(y, y)) / 2. The two objectives differ by eps · KL <= eps log min(N, M).
+
+Convergence: with the reference's settings the loop rarely meets its tolerance on realistic
+counts (288 predictions against 1568 prior samples ran all 1000 iterations in tests), so its
+value is that of a partly converged plan. geomloss reaches epsilon by annealing and makes a
+single step there; its dual value is then close (0.1-8 % in tests, closer as ``scaling`` -> 1),
+its plan's <P, C> is not, which is why geomloss offers only the entropic objective.
+
+Gradients flow to the predictions only, and no iteration is ever kept for backward. The
+reference loop runs without autograd; the gradient is then <P, dC/dx> with P held fixed, which
+by the envelope theorem is the exact gradient of OT_eps at convergence (geomloss gives the same
+through its final extrapolation step). The reference code instead backpropagates through every
+stored iteration (1000 × N × M memory), differentiating <P(x), C(x)> including P's dependence
+on x. For squared differences <P, dC/dx>_i = 2 (r_i x_i - (P y)_i) with r = P 1, so the graph
+holds O(N) numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+SinkhornBackend = Literal["reference", "geomloss"]
+SinkhornObjective = Literal["transport_cost", "entropic"]
+BACKENDS: tuple[str, ...] = ("reference", "geomloss")
+OBJECTIVES: tuple[str, ...] = ("transport_cost", "entropic")
+
+# The reference multiplies the Sinkhorn loss by 0.01 before backpropagating it.
+REFERENCE_LOSS_WEIGHT = 0.01
+
+
+@dataclass(frozen=True)
+class SinkhornConfig:
+    """Settings of ``sinkhorn_loss``; the defaults are the CSS-CCNN reference's.
+
+    ``max_iterations`` and ``tolerance`` apply to the reference backend, ``scaling`` and
+    ``debias`` to geomloss. ``objective`` None means "transport_cost" for the reference and
+    "entropic" for geomloss. ``compute_dtype`` (None: the predictions' dtype) is the dtype of
+    the cost matrix and potentials; float64 makes results reproducible to ~1e-10.
+    """
+
+    backend: SinkhornBackend = "reference"
+    epsilon: float = 0.1
+    max_iterations: int = 1000
+    tolerance: float = 0.1
+    objective: SinkhornObjective | None = None
+    debias: bool = False
+    scaling: float = 0.5
+    compute_dtype: torch.dtype | None = None
+
+    @property
+    def resolved_objective(self) -> str:
+        """``objective``, or the backend's own when None: "transport_cost" for the reference,
+        "entropic" for geomloss."""
+        if self.objective is not None:
+            return self.objective
+        return "transport_cost" if self.backend == "reference" else "entropic"
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.objective is not None and self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be None or one of {OBJECTIVES}, "
+                             f"got {self.objective!r}")
+        if self.backend == "geomloss" and self.objective == "transport_cost":
+            raise ValueError(
+                "objective='transport_cost' needs backend='reference': geomloss stops after "
+                "annealing, where its dual value is accurate but <P, C> is not (7-47 % off "
+                "in tests); use objective='entropic' (or None) with geomloss")
+        if not (isinstance(self.epsilon, (int, float)) and math.isfinite(self.epsilon)
+                and self.epsilon > 0):
+            raise ValueError(f"epsilon must be a finite number > 0, got {self.epsilon!r}")
+        if isinstance(self.max_iterations, bool) or not isinstance(self.max_iterations, int) \
+                or self.max_iterations < 1:
+            raise ValueError(f"max_iterations must be an integer >= 1, "
+                             f"got {self.max_iterations!r}")
+        if not (isinstance(self.tolerance, (int, float)) and self.tolerance >= 0):
+            raise ValueError(f"tolerance must be a number >= 0, got {self.tolerance!r}")
+        if not (isinstance(self.scaling, (int, float)) and 0.0 < self.scaling < 1.0):
+            raise ValueError(f"scaling must lie in (0, 1), got {self.scaling!r}")
+        if self.debias and self.backend != "geomloss":
+            raise ValueError("debias=True needs backend='geomloss' "
+                             f"(got backend={self.backend!r})")
+        if self.compute_dtype is not None and self.compute_dtype not in (
+                torch.float32, torch.float64):
+            raise ValueError(f"compute_dtype must be torch.float32, torch.float64 or None, "
+                             f"got {self.compute_dtype!r}")
+
+
+@dataclass(frozen=True)
+class SinkhornPotentials:
+    """Dual potentials of the plan P_ij = exp((u_i + v_j - C_ij) / epsilon) (marginal weights
+    absorbed, as in the reference): ``row`` (N,) and ``column`` (M,), no gradient.
+
+    ``iterations`` is how many Sinkhorn iterations ran (for geomloss: annealing steps) and
+    ``converged`` whether the stopping rule fired before the iteration limit.
+    """
+
+    row: torch.Tensor
+    column: torch.Tensor
+    iterations: int
+    converged: bool
+
+
+def squared_difference_cost(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """C_ij = (x_i - y_j)^2 for x (N,) and y (M,): (N, M), same dtype."""
+    return (x[:, None] - y[None, :]) ** 2
+
+
+def _batched_squared_difference_cost(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """geomloss cost signature: x (B, N, D), y (B, M, D) -> (B, N, M) summed squares."""
+    return ((x[:, :, None, :] - y[:, None, :, :]) ** 2).sum(-1)
+
+
+def reference_sinkhorn_potentials(x: torch.Tensor, y: torch.Tensor, epsilon: float = 0.1,
+                                  max_iterations: int = 1000, tolerance: float = 0.1,
+                                  initial_column: torch.Tensor | None = None,
+                                  ) -> SinkhornPotentials:
+    """The reference's log-domain Sinkhorn loop for 1-D samples x (N,) and y (M,).
+
+    Uniform weights a = 1/N, b = 1/M. Potentials start at 0 (or v at ``initial_column``,
+    (M,)). Each iteration updates u then v:
+    u_i = eps log a - eps logsumexp_j((v_j - C_ij) / eps), v likewise with the new u,
+    and stops when sum |delta u| + sum |delta v| < tolerance. Runs without autograd.
+    """
+    with torch.no_grad():
+        num_rows, num_columns = x.numel(), y.numel()
+        log_kernel = squared_difference_cost(x, y) / -epsilon  # (N, M)
+        log_kernel_transposed = log_kernel.t().contiguous()  # (M, N)
+        log_row_weight = -math.log(num_rows)
+        log_column_weight = -math.log(num_columns)
+        row = torch.zeros(num_rows, dtype=x.dtype, device=x.device)  # u / eps
+        column = torch.zeros(num_columns, dtype=x.dtype, device=x.device)  # v / eps
+        if initial_column is not None:
+            column = initial_column.detach().reshape(-1).to(x.dtype) / epsilon
+        scaled_tolerance = tolerance / epsilon
+        converged = False
+        iterations = 0
+        for iterations in range(1, max_iterations + 1):
+            new_row = log_row_weight - torch.logsumexp(log_kernel + column[None, :], dim=1)
+            new_column = log_column_weight - torch.logsumexp(
+                log_kernel_transposed + new_row[None, :], dim=1)
+            change = (new_row - row).abs().sum() + (new_column - column).abs().sum()
+            row, column = new_row, new_column
+            if change.item() < scaled_tolerance:
+                converged = True
+                break
+        return SinkhornPotentials(row=row * epsilon, column=column * epsilon,
+                                  iterations=iterations, converged=converged)
+
+
+def transport_plan(x: torch.Tensor, y: torch.Tensor, potentials: SinkhornPotentials,
+                   epsilon: float) -> torch.Tensor:
+    """P_ij = exp((u_i + v_j - C_ij) / eps): (N, M), no gradient."""
+    with torch.no_grad():
+        cost = squared_difference_cost(x, y)
+        return torch.exp((potentials.row[:, None] + potentials.column[None, :] - cost)
+                         / epsilon)
+
+
+def _geomloss_samples_loss(config: SinkhornConfig, diameter: float):
+    from geomloss import SamplesLoss  # imported here: only this backend needs it
+
+    return SamplesLoss("sinkhorn", p=2, blur=math.sqrt(config.epsilon),
+                       cost=_batched_squared_difference_cost, debias=config.debias,
+                       scaling=config.scaling, diameter=diameter, backend="tensorized")
+
+
+def _geomloss_diameter(x: torch.Tensor, y: torch.Tensor, epsilon: float) -> float:
+    both = torch.cat([x.detach(), y])
+    return max(float(both.max() - both.min()), math.sqrt(epsilon))
+
+
+def _call_geomloss(loss_fn, x: torch.Tensor, y: torch.Tensor):
+    # geomloss switches autograd on globally when it returns; keep the caller's mode.
+    with torch.set_grad_enabled(torch.is_grad_enabled()):
+        return loss_fn(x[:, None], y[:, None])
+
+
+def _annealing_schedule(diameter: float, config: SinkhornConfig) -> list[float]:
+    """The epsilon values geomloss 0.3.1 iterates over for p = 2: diameter^2, then a
+    geometric decay by scaling^2 down to epsilon, then epsilon once more."""
+    blur = math.sqrt(config.epsilon)
+    steps = np.arange(2 * math.log(diameter), 2 * math.log(blur), 2 * math.log(config.scaling))
+    return [diameter ** 2] + [float(np.exp(step)) for step in steps] + [config.epsilon]
+
+
+def _as_1d_tensor(values: torch.Tensor | np.ndarray, name: str) -> torch.Tensor:
+    if isinstance(values, np.ndarray):
+        values = torch.from_numpy(np.ascontiguousarray(values))
+    if not isinstance(values, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor or numpy array, "
+                         f"got {type(values).__name__}")
+    if values.numel() == 0:
+        raise ValueError(f"{name} must hold at least one value, got shape {tuple(values.shape)}")
+    if not (values.is_floating_point() or values.dtype in (torch.int32, torch.int64)):
+        raise ValueError(f"{name} must hold real numbers, got dtype {values.dtype}")
+    flat = values.reshape(-1)
+    if not bool(torch.isfinite(flat.detach()).all()):
+        raise ValueError(f"{name} holds non-finite values (nan or inf)")
+    return flat
+
+
+def _loss_with_fixed_plan(x: torch.Tensor, y: torch.Tensor, plan: torch.Tensor,
+                          value: torch.Tensor) -> torch.Tensor:
+    """A scalar equal to ``value`` whose gradient w.r.t. x is <plan, dC/dx>, C = (x - y)^2."""
+    with torch.no_grad():
+        row_mass = plan.sum(dim=1)
+        transported = plan @ y
+    surrogate = (row_mass * x * x).sum() - 2.0 * (transported * x).sum()
+    return value.detach() + (surrogate - surrogate.detach())
+
+
+def sinkhorn_loss(predicted_counts: torch.Tensor, prior_samples: torch.Tensor | np.ndarray,
+                  config: SinkhornConfig = SinkhornConfig()) -> torch.Tensor:
+    """Sinkhorn loss between predicted cell counts and prior samples: a scalar tensor.
+
+    ``predicted_counts``: floating tensor of any shape (every element is one sample, people per
+    cell), usually with gradient. ``prior_samples``: tensor or array of any shape, treated as
+    constants (no gradient flows to them). Both are uniform empirical measures. The result has
+    the predictions' dtype and device; see the module docstring for backends and objectives.
+    """
+    if not isinstance(config, SinkhornConfig):
+        raise ValueError(f"config must be a SinkhornConfig, got {type(config).__name__}")
+    predictions = _as_1d_tensor(predicted_counts, "predicted_counts")
+    if not predictions.is_floating_point():
+        raise ValueError(f"predicted_counts must be floating point, got {predictions.dtype}")
+    targets = _as_1d_tensor(prior_samples, "prior_samples").detach()
+    dtype = config.compute_dtype or predictions.dtype
+    x = predictions.to(dtype)
+    y = targets.to(device=predictions.device, dtype=dtype)
+    epsilon = config.epsilon
+
+    if config.backend == "geomloss":
+        loss_fn = _geomloss_samples_loss(config, _geomloss_diameter(x, y, epsilon))
+        return _call_geomloss(loss_fn, x, y).to(predictions.dtype)
+
+    potentials = reference_sinkhorn_potentials(x.detach(), y, epsilon, config.max_iterations,
+                                               config.tolerance)
+    plan = transport_plan(x.detach(), y, potentials, epsilon)
+    with torch.no_grad():
+        if config.resolved_objective == "transport_cost":
+            value = (plan * squared_difference_cost(x.detach(), y)).sum()
+        else:
+            value = (potentials.row.mean() + potentials.column.mean()
+                     + epsilon * (math.log(x.numel()) + math.log(y.numel())))
+    return _loss_with_fixed_plan(x, y, plan, value).to(predictions.dtype)

@@ -10,6 +10,16 @@ from ot import (EdgeDensityConfig, PowerLawPriorConfig, SinkhornConfig, build_pr
                 edge_pseudo_counts, edge_pseudo_density, sinkhorn_loss, sparse_mask)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """The Sinkhorn loop runs thousands of small ops; on the shared 2-core test machine a
+    second torch thread waiting for a busy core made them up to 100x slower."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def _textured_crops(num_crops: int, seed: int) -> np.ndarray:
     """224 × 224 RGB crops; each 64 × 64 cell holds a random number (0..12) of white squares
     on black, so cells differ in edge density."""

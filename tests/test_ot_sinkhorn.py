@@ -10,6 +10,18 @@ from ot import (SinkhornConfig, build_prior, PowerLawPriorConfig, reference_sink
                 sinkhorn_loss, squared_difference_cost, transport_plan)
 
 F64 = torch.float64
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """The Sinkhorn loop runs thousands of small ops; on the shared 2-core test machine a
+    second torch thread waiting for a busy core made them up to 100x slower."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 # A converged reference loop for the small prior-like problems below (they stop after a few
 # hundred to a few thousand iterations; the defaults stop at 1000, often unconverged).
 CONVERGED = dict(max_iterations=20_000, tolerance=1e-9)

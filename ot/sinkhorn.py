@@ -96,8 +96,8 @@ class SinkhornConfig:
         if not (isinstance(self.epsilon, (int, float)) and math.isfinite(self.epsilon)
                 and self.epsilon > 0):
             raise ValueError(f"epsilon must be a finite number > 0, got {self.epsilon!r}")
-        if isinstance(self.max_iterations, bool) or not isinstance(self.max_iterations, int) \
-                or self.max_iterations < 1:
+        if not isinstance(self.max_iterations, (int, np.integer)) \
+                or isinstance(self.max_iterations, bool) or self.max_iterations < 1:
             raise ValueError(f"max_iterations must be an integer >= 1, "
                              f"got {self.max_iterations!r}")
         if not (isinstance(self.tolerance, (int, float)) and self.tolerance >= 0):
@@ -140,15 +140,21 @@ def _batched_squared_difference_cost(x: torch.Tensor, y: torch.Tensor) -> torch.
 
 def reference_sinkhorn_potentials(x: torch.Tensor, y: torch.Tensor, epsilon: float = 0.1,
                                   max_iterations: int = 1000, tolerance: float = 0.1,
-                                  initial_column: torch.Tensor | None = None,
                                   ) -> SinkhornPotentials:
     """The reference's log-domain Sinkhorn loop for 1-D samples x (N,) and y (M,).
 
-    Uniform weights a = 1/N, b = 1/M. Potentials start at 0 (or v at ``initial_column``,
-    (M,)). Each iteration updates u then v:
+    Uniform weights a = 1/N, b = 1/M, potentials start at 0. Each iteration updates u then v:
     u_i = eps log a - eps logsumexp_j((v_j - C_ij) / eps), v likewise with the new u,
     and stops when sum |delta u| + sum |delta v| < tolerance. Runs without autograd.
     """
+    for name, samples in (("x", x), ("y", y)):
+        if not isinstance(samples, torch.Tensor) or samples.dim() != 1 or samples.numel() == 0 \
+                or not samples.is_floating_point():
+            raise ValueError(f"{name} must be a non-empty 1-D floating tensor, got "
+                             f"{type(samples).__name__} {getattr(samples, 'shape', '')}")
+    if not (epsilon > 0 and max_iterations >= 1 and tolerance >= 0):
+        raise ValueError(f"need epsilon > 0, max_iterations >= 1, tolerance >= 0, got "
+                         f"{epsilon!r}, {max_iterations!r}, {tolerance!r}")
     with torch.no_grad():
         num_rows, num_columns = x.numel(), y.numel()
         log_kernel = squared_difference_cost(x, y) / -epsilon  # (N, M)
@@ -159,8 +165,6 @@ def reference_sinkhorn_potentials(x: torch.Tensor, y: torch.Tensor, epsilon: flo
         log_column_weight = -math.log(num_columns)
         row = torch.zeros(num_rows, dtype=x.dtype, device=x.device)  # u / eps
         column = torch.zeros(num_columns, dtype=x.dtype, device=x.device)  # v / eps
-        if initial_column is not None:
-            column = initial_column.detach().reshape(-1).to(x.dtype) / epsilon
         scaled_tolerance = tolerance / epsilon
         converged = False
         iterations = 0
@@ -219,14 +223,6 @@ def _call_geomloss(loss_fn, x: torch.Tensor, y: torch.Tensor):
     # geomloss switches autograd on globally when it returns; keep the caller's mode.
     with torch.set_grad_enabled(torch.is_grad_enabled()):
         return loss_fn(x[:, None], y[:, None])
-
-
-def _annealing_schedule(diameter: float, config: SinkhornConfig) -> list[float]:
-    """The epsilon values geomloss 0.3.1 iterates over for p = 2: diameter^2, then a
-    geometric decay by scaling^2 down to epsilon, then epsilon once more."""
-    blur = math.sqrt(config.epsilon)
-    steps = np.arange(2 * math.log(diameter), 2 * math.log(blur), 2 * math.log(config.scaling))
-    return [diameter ** 2] + [float(np.exp(step)) for step in steps] + [config.epsilon]
 
 
 def _as_1d_tensor(values: torch.Tensor | np.ndarray, name: str) -> torch.Tensor:

@@ -61,8 +61,9 @@ class SinkhornConfig:
 
     ``max_iterations`` and ``tolerance`` apply to the reference backend, ``scaling`` and
     ``debias`` to geomloss. ``objective`` None means "transport_cost" for the reference and
-    "entropic" for geomloss. ``compute_dtype`` (None: the predictions' dtype) is the dtype of
-    the cost matrix and potentials; float64 makes results reproducible to ~1e-10.
+    "entropic" for geomloss. ``compute_dtype`` (None: the predictions' dtype, float32 for half
+    precision) is the dtype of the cost matrix and potentials; the loss comes back in the
+    predictions' dtype.
     """
 
     backend: SinkhornBackend = "reference"
@@ -118,8 +119,8 @@ class SinkhornPotentials:
     """Dual potentials of the plan P_ij = exp((u_i + v_j - C_ij) / epsilon) (marginal weights
     absorbed, as in the reference): ``row`` (N,) and ``column`` (M,), no gradient.
 
-    ``iterations`` is how many Sinkhorn iterations ran (for geomloss: annealing steps) and
-    ``converged`` whether the stopping rule fired before the iteration limit.
+    ``iterations`` is how many Sinkhorn iterations ran and ``converged`` whether the stopping
+    rule fired before the iteration limit.
     """
 
     row: torch.Tensor
@@ -266,7 +267,8 @@ def sinkhorn_loss(predicted_counts: torch.Tensor, prior_samples: torch.Tensor | 
     if not predictions.is_floating_point():
         raise ValueError(f"predicted_counts must be floating point, got {predictions.dtype}")
     targets = _as_1d_tensor(prior_samples, "prior_samples").detach()
-    dtype = config.compute_dtype or predictions.dtype
+    dtype = config.compute_dtype or (predictions.dtype if predictions.dtype in _EXP_FLOOR
+                                     else torch.float32)  # half precision: compute in float32
     x = predictions.to(dtype)
     y = targets.to(device=predictions.device, dtype=dtype)
     epsilon = config.epsilon

@@ -34,6 +34,8 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, temp_dir
         if temp_dir:
             kwargs["_temp_dir"] = temp_dir
         ray.init(**{k: v for k, v in kwargs.items() if v is not None})
+    elif address is not None:
+        ray.init(address=address)
     else:
-        ray.init(address=address or "auto")
+        ray.init()  # under `ray job submit`: RAY_ADDRESS names the submitting cluster
     return ray

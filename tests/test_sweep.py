@@ -107,17 +107,30 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_ray_job_submit_to_a_local_head(tmp_path):
+    """A real head (`ray start --head --block`, dashboard on 127.0.0.1) in its own process group,
+    so tearing it down never touches other Ray instances on the machine (no `ray stop`)."""
+    import signal
+    import urllib.request
+
     venv_bin = Path(sys.executable).parent
     env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
                PATH=f"{venv_bin}:{os.environ.get('PATH', '')}")
+    env.pop("RAY_ADDRESS", None)
     port, dashboard = _free_port(), _free_port()
-    temp_dir = Path("/tmp") / f"rayj{os.getpid()}"
-    start = subprocess.run([str(venv_bin / "ray"), "start", "--head", "--num-cpus", "2", "--port", str(port),
-                            "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
-                            "--temp-dir", str(temp_dir), "--disable-usage-stats"],
-                           capture_output=True, text=True, env=env, timeout=180)
-    assert start.returncode == 0, start.stderr
+    head = subprocess.Popen([str(venv_bin / "ray"), "start", "--head", "--block", "--num-cpus", "2",
+                             "--port", str(port), "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
+                             "--temp-dir", f"/tmp/rayj{os.getpid()}", "--disable-usage-stats"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
     try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{dashboard}/api/version", timeout=2)
+                break
+            except OSError:
+                assert head.poll() is None, "ray start --head exited"
+                assert time.time() < deadline, "the dashboard did not come up in 120 s"
+                time.sleep(1)
         storage = tmp_path / "results"
         sets = [a for s in TINY for a in ("--set", s)]
         submit = subprocess.run(
@@ -130,5 +143,10 @@ def test_ray_job_submit_to_a_local_head(tmp_path):
         frame = pd.read_parquet(storage / "alac_demo/results.parquet")
         assert frame["trial_id"].nunique() == 2 and (frame["status"] == "ok").all()
     finally:
-        subprocess.run([str(venv_bin / "ray"), "stop", "--force"], capture_output=True, env=env, timeout=120)
-        time.sleep(1)
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(head.pid, sig)
+                head.wait(timeout=30)
+                break
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                continue

@@ -265,6 +265,7 @@ class CSSCCNNTrial:
                 start_state = self._state.stage1_state
             if stage == "stage1" and self.css.stage1_epochs == 0:  # "without stage 1": keep the start
                 self._state.stage1_state = start_state
+                self._write_model(STAGE1_MODEL, start_state, stage)
                 return fields
             result = self._train(self._job(stage, cycle, start_state, fail_after_epoch), stage)
             fields.update(epoch_chosen=result.chosen_epoch, epochs_run=result.epochs_run,

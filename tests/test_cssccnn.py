@@ -154,6 +154,16 @@ def test_random_and_labeled_baselines(tmp_path):
     assert not (tmp_path / "full" / "stage1.pt").exists() and np.isfinite(full["mae"].iloc[0])
 
 
+def test_stage1_can_be_skipped_or_taken_from_a_weights_file(tmp_path):
+    first = run(tmp_path / "first")
+    reused = run(tmp_path / "reused", "cssccnn.stage1_epochs=0", f"model.weights={tmp_path / 'first' / 'stage1.pt'}")
+    assert reused["epoch_chosen"].iloc[0] == 0 and np.isnan(reused["rotation_accuracy"].iloc[0])
+    a, b = read_state_dict(tmp_path / "first" / "stage1.pt"), read_state_dict(tmp_path / "reused" / "stage1.pt")
+    assert all(torch.equal(v, b[k]) for k, v in a.items())
+    # same stage-1 network, same stage-2 seed: the same counting network and MAE
+    assert reused["mae"].iloc[1] == first["mae"].iloc[1]
+
+
 def test_limited_data_variant_uses_k_labeled_images_outside_the_holdout(tmp_path):
     rows = run(tmp_path, "cssccnn.labeled_images=2")
     ids = json.loads((tmp_path / "holdout.json").read_text())

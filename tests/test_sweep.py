@@ -133,11 +133,14 @@ def test_ray_job_submit_to_a_local_head(tmp_path):
                 time.sleep(1)
         storage = tmp_path / "results"
         sets = [a for s in TINY for a in ("--set", s)]
-        submit = subprocess.run(
-            [str(venv_bin / "ray"), "job", "submit", "--address", f"http://127.0.0.1:{dashboard}",
-             "--working-dir", str(REPO), "--", "python", "-m", "orchestrator.sweep", "--config",
-             "configs/alac/demo.yaml", "--scale", "smoke", "--trials", "1", "--storage", str(storage), *sets],
-            capture_output=True, text=True, env=env, timeout=600)
+        command = [str(venv_bin / "ray"), "job", "submit", "--address", f"http://127.0.0.1:{dashboard}",
+                   "--working-dir", str(REPO), "--", "python", "-m", "orchestrator.sweep", "--config",
+                   "configs/alac/demo.yaml", "--scale", "smoke", "--trials", "1", "--storage", str(storage), *sets]
+        for _attempt in range(12):  # the dashboard answers before its job agent is ready
+            submit = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+            if "No available agent to submit job" not in submit.stderr:
+                break
+            time.sleep(5)
         assert submit.returncode == 0, submit.stdout[-3000:] + submit.stderr[-3000:]
         assert "succeeded" in (submit.stdout + submit.stderr).lower()
         frame = pd.read_parquet(storage / "alac_demo/results.parquet")

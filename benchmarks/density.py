@@ -8,10 +8,16 @@ Uses SHA's densest training image when COUNTING_DATA_ROOT is set, else 3138 rand
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# The project root first: benchmarks/models.py and benchmarks/selection.py (named by the issues)
+# must not shadow the packages of the same name when this script is run as a file.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import os
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 from scipy.ndimage import gaussian_filter

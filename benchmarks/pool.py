@@ -1,13 +1,20 @@
 """Pool scoring throughput: Ray Data actor pool vs the in-process loop, same scorer class, same
 images, same model, same CPU count, one run.
 
-    .venv/bin/python benchmarks/pool.py [--images 60] [--side 256] [--width 0.25]
+    .venv/bin/python benchmarks/pool.py [--images 400] [--side 256] [--width 0.25]
 
 BENCH pool_ray_vs_local_throughput: 2 CPUs each (2 actors x 1 thread vs 1 process x 2 threads),
 end to end (Ray includes actor start-up and shipping the weights once through the object store).
 """
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# The project root first: benchmarks/models.py and benchmarks/selection.py (named by the issues)
+# must not shadow the packages of the same name when this script is run as a file.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
 import time
@@ -24,7 +31,7 @@ from orchestrator.train import to_bytes
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--images", type=int, default=60)
+    parser.add_argument("--images", type=int, default=400)
     parser.add_argument("--side", type=int, default=256)
     parser.add_argument("--width", type=float, default=0.25)
     args = parser.parse_args()

@@ -9,6 +9,13 @@ returning the checkpoint); _in_loop compares the steps/s measured inside the loo
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# The project root first: benchmarks/models.py and benchmarks/selection.py (named by the issues)
+# must not shadow the packages of the same name when this script is run as a file.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import argparse
 import tempfile
 import time

@@ -127,16 +127,17 @@ def build_tuner(plan: SweepPlan, storage: Path, resume: bool):
     )
 
 
-def _trial_rows(result, spec: TrialSpec) -> tuple[list[dict], Path | None]:
-    """Rows of one Tune result (from its last checkpoint), plus a failed row when it errored."""
-    rows, examples = [], None
+def _trial_rows(result, spec: TrialSpec, examples_dir: Path) -> list[dict]:
+    """Rows of one Tune result (from its last checkpoint), plus a failed row when it errored;
+    its density examples, if any, are copied to ``examples_dir/<trial_id>.npz``."""
+    rows = []
     if result.checkpoint is not None:
         with result.checkpoint.as_directory() as directory:
             if (Path(directory) / "rows.parquet").is_file():
                 rows = pd.read_parquet(Path(directory) / "rows.parquet").to_dict("records")
             if (Path(directory) / "examples.npz").is_file():
-                examples = Path(tempfile.mkdtemp()) / "examples.npz"
-                shutil.copy2(Path(directory) / "examples.npz", examples)
+                examples_dir.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(Path(directory) / "examples.npz", examples_dir / f"{spec.trial_id}.npz")
     if result.error is not None:
         last = max((r["cycle"] for r in rows), default=0)
         rows.append({"experiment": spec.experiment, "trial_id": spec.trial_id, "seed": spec.seed,
@@ -148,19 +149,15 @@ def _trial_rows(result, spec: TrialSpec) -> tuple[list[dict], Path | None]:
         row["trial_id"] = spec.trial_id
         for key, value in spec.settings:
             row[SETTING_PREFIX + key] = value
-    return rows, examples
+    return rows
 
 
 def collect_results(plan: SweepPlan, result_grid, storage: Path) -> dict[str, Path]:
     """Write ``STORAGE/<experiment>/results.parquet`` (+ experiment.json, examples/) per experiment."""
     by_experiment: dict[str, list[dict]] = {name: [] for name in plan.experiments}
-    examples: dict[str, list[tuple[str, Path]]] = {name: [] for name in plan.experiments}
     for result in result_grid:
         spec = TrialSpec.from_dict(result.config["spec"])
-        rows, example = _trial_rows(result, spec)
-        by_experiment[spec.experiment] += rows
-        if example is not None:
-            examples[spec.experiment].append((spec.trial_id, example))
+        by_experiment[spec.experiment] += _trial_rows(result, spec, storage / spec.experiment / "examples")
     written = {}
     for name, rows in by_experiment.items():
         out = storage / name
@@ -173,9 +170,6 @@ def collect_results(plan: SweepPlan, result_grid, storage: Path) -> dict[str, Pa
         tmp = out / f".experiment.json.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(base.to_dict(), indent=1, default=str))
         os.replace(tmp, out / "experiment.json")
-        (out / "examples").mkdir(exist_ok=True)
-        for trial_id, path in examples[name]:
-            shutil.move(str(path), out / "examples" / f"{trial_id}.npz")
     return written
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -117,9 +119,10 @@ def test_ray_job_submit_to_a_local_head(tmp_path):
                PATH=f"{venv_bin}:{os.environ.get('PATH', '')}")
     env.pop("RAY_ADDRESS", None)
     port, dashboard = _free_port(), _free_port()
+    temp_dir = Path(tempfile.mkdtemp(prefix="rayj", dir="/tmp"))  # short: Ray's socket paths have a length limit
     head = subprocess.Popen([str(venv_bin / "ray"), "start", "--head", "--block", "--num-cpus", "2",
                              "--port", str(port), "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
-                             "--temp-dir", f"/tmp/rayj{os.getpid()}", "--disable-usage-stats"],
+                             "--temp-dir", str(temp_dir), "--disable-usage-stats"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
     try:
         deadline = time.time() + 120
@@ -153,3 +156,4 @@ def test_ray_job_submit_to_a_local_head(tmp_path):
                 break
             except (ProcessLookupError, subprocess.TimeoutExpired):
                 continue
+        shutil.rmtree(temp_dir, ignore_errors=True)

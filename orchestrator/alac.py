@@ -34,16 +34,13 @@ from orchestrator.results import code_version, rows_frame, write_parquet_atomic
 from orchestrator.samples import load_sample, open_split
 from orchestrator.selection_bridge import check_strategy, select_batch
 from orchestrator.train import TrainJob, run_training, to_bytes
+from orchestrator.trial_state import InjectedFailure, derived_seed, save_checkpoint_atomic
 from selection import grid_signature
 
 CHECKPOINT = "checkpoint.pt"
 ROWS = "rows.parquet"
 EXAMPLES = "examples.npz"
 PURPOSE_INITIAL, PURPOSE_TRAIN, PURPOSE_SELECT = 0, 1, 2
-
-
-class InjectedFailure(RuntimeError):
-    """Raised on purpose after a cycle's checkpoint (tests of resume)."""
 
 
 def cycle_sizes(initial: int, per_cycle: int, budget: int) -> list[int]:
@@ -67,10 +64,6 @@ def selection_summary(result, pool_counts: np.ndarray) -> dict:
         "pool_predicted_counts": json.dumps(counts),
         "selected_partitions": json.dumps([int(p) for p in result.selected_partition]),
     }
-
-
-def derived_seed(seed: int, cycle: int, purpose: int) -> int:
-    return int(np.random.SeedSequence([seed, cycle, purpose]).generate_state(1)[0])
 
 
 def validate_alac(config: ExperimentConfig, pool_size: int) -> None:
@@ -106,12 +99,6 @@ def initial_model(config: ExperimentConfig) -> CSRNet:
     if config.model.weights:
         load_weights_into(model, config.model.weights)
     return model
-
-
-def _save_atomic(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 @dataclasses.dataclass
@@ -273,7 +260,7 @@ class ALACTrial:
             }
             state.rows.append(row)
             state.next_cycle = cycle + 1
-            _save_atomic(state.checkpoint(cfg), self.out_dir / CHECKPOINT)
+            save_checkpoint_atomic(state.checkpoint(cfg), self.out_dir / CHECKPOINT)
             write_parquet_atomic(rows_frame(state.rows), self.out_dir / ROWS)
             self.log(f"[{self.trial_id}] cycle {cycle}/{n_cycles}: {len(labeled_now)} labeled, MAE {mae:.2f} "
                      f"RMSE {rmse:.2f} (train {train_s:.1f} s, score {score_s:.1f} s, select {select_s:.2f} s, "

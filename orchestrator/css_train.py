@@ -46,14 +46,11 @@ from orchestrator.css_select import MovingAverageSelector, PlusPlusSelector
 from orchestrator.data import density_map, get_spec
 from orchestrator.samples import load_sample, open_split
 from orchestrator.train import _average_gradients, from_bytes, to_bytes
+from orchestrator.trial_state import InjectedFailure
 from ot.prior import PowerLawPrior
 
 KINDS = ("rotation", "sinkhorn", "supervised")
 PURPOSE_PLAN, PURPOSE_PRIOR, PURPOSE_LABELED = 0, 1, 2
-
-
-class InjectedFailure(RuntimeError):
-    """Raised on purpose after an epoch's checkpoint or a stage's (tests of resume)."""
 
 
 @dataclasses.dataclass(frozen=True)

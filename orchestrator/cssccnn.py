@@ -43,10 +43,11 @@ import torch
 
 from models import CSSCCNN
 from orchestrator.config import ConfigError, ExperimentConfig
-from orchestrator.css_train import InjectedFailure, StageJob, StageResult, load_progress, run_stage
+from orchestrator.css_train import StageJob, StageResult, load_progress, run_stage
 from orchestrator.css_validate import BASELINES, build_css_prior, validate_css
 from orchestrator.pool import mae_rmse
 from orchestrator.results import code_version, rows_frame, write_parquet_atomic
+from orchestrator.trial_state import InjectedFailure, derived_seed, save_checkpoint_atomic
 from orchestrator.samples import open_split
 from orchestrator.train import to_bytes
 
@@ -58,10 +59,6 @@ MODEL = "model.pt"  # the evaluated counting network (python -m orchestrator.eva
 PURPOSE_STAGE1, PURPOSE_STAGE2, PURPOSE_LABELED, PURPOSE_PPRIOR = 11, 12, 13, 14
 
 __all__ = ["BASELINES", "CSSCCNNTrial", "InjectedFailure", "evaluate_counts", "stage_plan"]
-
-
-def derived_seed(seed: int, *purpose: int) -> int:
-    return int(np.random.SeedSequence([seed, *purpose]).generate_state(1)[0])
 
 
 def stage_plan(baseline: str) -> list[tuple[int, str]]:
@@ -102,12 +99,6 @@ class _TrialState:
 
     def checkpoint(self, config: ExperimentConfig) -> dict:
         return {"config": config.to_dict(), **dataclasses.asdict(self)}
-
-
-def _save_atomic(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 class CSSCCNNTrial:
@@ -332,7 +323,7 @@ class CSSCCNNTrial:
             }
             state.rows.append(row)
             state.next_cycle = cycle + 1
-            _save_atomic(state.checkpoint(cfg), self.out_dir / CHECKPOINT)
+            save_checkpoint_atomic(state.checkpoint(cfg), self.out_dir / CHECKPOINT)
             write_parquet_atomic(rows_frame(state.rows), self.out_dir / ROWS)
             (self.out_dir / f"{stage}_progress.pt").unlink(missing_ok=True)
             self.log(f"[{self.trial_id}] cycle {cycle} {stage} ({self.variant}): epoch {row['epoch_chosen']} of "

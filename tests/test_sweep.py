@@ -119,10 +119,15 @@ def test_ray_job_submit_to_a_local_head(tmp_path):
                PATH=f"{venv_bin}:{os.environ.get('PATH', '')}")
     env.pop("RAY_ADDRESS", None)
     port, dashboard = _free_port(), _free_port()
+    # Every fixed default port moved to a free one: the test session's own Ray (ray_session) may
+    # already hold e.g. the dashboard agent's 52365, and a second agent could not start.
+    agent_ports = [f"--{name}={_free_port()}" for name in (
+        "dashboard-agent-listen-port", "dashboard-agent-grpc-port", "runtime-env-agent-port",
+        "metrics-export-port", "ray-client-server-port")]
     temp_dir = Path(tempfile.mkdtemp(prefix="rayj", dir="/tmp"))  # short: Ray's socket paths have a length limit
     head = subprocess.Popen([str(venv_bin / "ray"), "start", "--head", "--block", "--num-cpus", "2",
                              "--port", str(port), "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
-                             "--temp-dir", str(temp_dir), "--disable-usage-stats"],
+                             "--temp-dir", str(temp_dir), "--disable-usage-stats", *agent_ports],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
     try:
         deadline = time.time() + 120

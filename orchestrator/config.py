@@ -290,6 +290,19 @@ def parse_set(assignments: list[str]) -> list[tuple[str, Any]]:
     return pairs
 
 
+def read_yaml_mapping(path: Path, what: str = "config file") -> dict:
+    """The top-level mapping of a YAML file, or a ConfigError naming the file."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise ConfigError(f"{what} {path} unreadable: {e}") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{what} {path} is not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} {path}: expected a mapping at the top level")
+    return data
+
+
 def load_config(path: str | Path, scale: str = "paper", overrides: list[str] | None = None,
                 seed: int | None = None) -> ExperimentConfig:
     """Read ``path``, apply the ``scale``'s overrides, then ``overrides`` (``key=value``), and
@@ -297,14 +310,7 @@ def load_config(path: str | Path, scale: str = "paper", overrides: list[str] | N
     path = Path(path)
     if scale not in SCALES:
         raise ConfigError(f"unknown scale {scale!r}; choose from {list(SCALES)}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as e:
-        raise ConfigError(f"config file {path} unreadable: {e}") from e
-    except yaml.YAMLError as e:
-        raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path}: expected a mapping at the top level")
+    data = read_yaml_mapping(path)
     scales = data.pop("scales", None) or {}
     if not isinstance(scales, dict) or set(scales) - set(SCALES):
         raise ConfigError(f"{path}: 'scales' must map some of {list(SCALES)} to overrides, got {list(scales)}")

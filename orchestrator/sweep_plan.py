@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from orchestrator.config import ConfigError, ExperimentConfig, load_config
+from orchestrator.config import ConfigError, ExperimentConfig, load_config, read_yaml_mapping
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SWEEP = REPO / "configs" / "demo.yaml"
@@ -120,14 +120,7 @@ def plan_sweep(path: str | Path | None = None, scale: str = "demo", overrides: l
     """Expand a sweep file (experiment or suite) into validated trials."""
     path = Path(path) if path is not None else DEFAULT_SWEEP
     overrides = list(overrides or [])
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as e:
-        raise ConfigError(f"sweep file {path} unreadable: {e}") from e
-    except yaml.YAMLError as e:
-        raise ConfigError(f"sweep file {path} is not valid YAML: {e}") from e
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+    data = read_yaml_mapping(path, "sweep file")
     if "suite" not in data:
         base, specs = expand_experiment(path, scale, overrides, trials)
         return SweepPlan(base.experiment, specs, {base.experiment: base}, base.ray.max_concurrent_trials)

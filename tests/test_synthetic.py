@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
-import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -243,64 +243,37 @@ def test_read_synthetic_rejects_bad_arguments_by_name():
 # --------------------------------------------------------------------------- learnability
 
 
-def _cell_counts(points: np.ndarray, height: int, width: int, cell: int = 8) -> np.ndarray:
-    """``(height // cell, width // cell)`` float32 head counts per cell (sums to len(points))."""
-    counts, _, _ = np.histogram2d(
-        points[:, 1], points[:, 0], bins=(height // cell, width // cell), range=((0, height), (0, width))
-    )
-    return counts.astype(np.float32)
+def _learn_benchmark():
+    """benchmarks/synthetic_learn.py as a module: its cell counts, data loading, network and
+    training procedure are what these tests assert about (the benchmark measures them)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "synthetic_learn.py"
+    spec = importlib.util.spec_from_file_location("synthetic_learn_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_cell_counts_are_count_exact():
     pts = crowd_points(DEFAULT, 0, 3)
-    assert _cell_counts(pts, 256, 256).sum() == len(pts)
+    assert _learn_benchmark().cell_counts(pts, 256, 256).sum() == len(pts)
 
 
 @pytest.mark.slow
 def test_tiny_cnn_learns_to_count_synthetic_crowds():
     torch = pytest.importorskip("torch")
-    from torch import nn
-
-    torch.manual_seed(0)
     torch.set_num_threads(2)
     size, n_train, n_test, epochs, batch = 128, 128, 48, 22, 16
     cfg = SyntheticCrowdConfig(height=size, width=size, min_count=5, max_count=120)
 
-    def tensors(split):
-        items = read_synthetic(split=split, n_train=n_train, n_test=n_test, seed=0, config=cfg)
-        images = np.stack([it.load_image() for it in items]).astype(np.float32) / 255.0
-        targets = np.stack([_cell_counts(it.points, size, size) for it in items])[:, None]
-        return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(targets)
+    bench = _learn_benchmark()
+    x_train, y_train = bench.load_split(cfg, "train", n_train, n_test, seed=0)
+    x_test, y_test = bench.load_split(cfg, "test", n_train, n_test, seed=0)
 
-    x_train, y_train = tensors("train")
-    x_test, y_test = tensors("test")
-
-    def conv(c_in, c_out):
-        return [nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU()]
-
-    # Fully convolutional: three 2x poolings -> output at 1/8 resolution, one count per cell.
-    net = nn.Sequential(
-        *conv(3, 16), nn.MaxPool2d(2), *conv(16, 32), nn.MaxPool2d(2), *conv(32, 32), nn.MaxPool2d(2),
-        *conv(32, 32), *conv(32, 32), nn.Conv2d(32, 1, 1),
-    )
-    steps_per_epoch = -(-n_train // batch)
-    optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=epochs * steps_per_epoch)
-    generator = torch.Generator().manual_seed(0)
-    start = time.perf_counter()
-    for _ in range(epochs):
-        order = torch.randperm(n_train, generator=generator)
-        for b in range(0, n_train, batch):
-            idx = order[b : b + batch]
-            x, y = x_train[idx], y_train[idx]
-            if torch.rand(1, generator=generator).item() < 0.5:
-                x, y = x.flip(3), y.flip(3)
-            loss = ((net(x) - y) ** 2).sum() / len(idx)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-    train_seconds = time.perf_counter() - start
+    # The same network and training procedure as benchmarks/synthetic_learn.py (which measures
+    # it against baselines); this test asserts the claim.
+    net, train_seconds = bench.train_counter(x_train, y_train, epochs=epochs, batch=batch, seed=0)
     with torch.no_grad():
         predicted = net(x_test).sum(dim=(1, 2, 3)).numpy()
     true_test = y_test.sum(dim=(1, 2, 3)).numpy()

@@ -35,7 +35,7 @@ sys.path.insert(0, str(_HERE.parent))
 
 import torch  # noqa: E402
 
-from models import CSRNet, CSSCCNN  # noqa: E402
+from models import CSSCCNN, CSRNet  # noqa: E402
 
 
 def median_seconds(fn: Callable[[], None], repeats: int, sync: Callable[[], None], warmup: bool = True) -> float:

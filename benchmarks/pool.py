@@ -20,13 +20,15 @@ import argparse
 import time
 
 import torch
-
 from _setup import start_local_ray
+
 from models import CSRNet
-from orchestrator.config import DatasetConfig
-from orchestrator.pool import score_local, score_with_ray_data
-from orchestrator.samples import open_split
-from orchestrator.train import to_bytes
+from orchestrator.alac.scoring import score_ids
+from orchestrator.config import DatasetConfig, RayConfig
+from orchestrator.core.samples import open_split
+from orchestrator.core.tensors import to_bytes
+
+LOCAL = RayConfig(score_actors=0, score_batch_size=4)
 
 
 def main():
@@ -43,21 +45,21 @@ def main():
     def kwargs(threads):
         return dict(dataset=dataset, split="train", width=args.width, model_state=state, torch_threads=threads)
 
-    score_local(kwargs(2), ids[:2])  # warm caches and imports
+    score_ids(kwargs(2), ids[:2], LOCAL)  # warm caches and imports
     t = time.perf_counter()
-    local = score_local(kwargs(2), ids)
+    local = score_ids(kwargs(2), ids, LOCAL)
     local_s = time.perf_counter() - t
     t = time.perf_counter()
-    local1 = score_local(kwargs(1), ids)
+    score_ids(kwargs(1), ids, LOCAL)
     local1_s = time.perf_counter() - t
 
     ray, stop = start_local_ray(2)
     try:
         t = time.perf_counter()
-        remote = score_with_ray_data(kwargs(1), ids, actors=2, batch_size=4, cpus_per_actor=1)
+        remote = score_ids(kwargs(1), ids, RayConfig(score_actors=2, score_batch_size=4, cpus_per_actor=1))
         ray_s = time.perf_counter() - t
         t = time.perf_counter()
-        score_with_ray_data(kwargs(1), ids, actors=1, batch_size=4, cpus_per_actor=1)
+        score_ids(kwargs(1), ids, RayConfig(score_actors=1, score_batch_size=4, cpus_per_actor=1))
         ray1_s = time.perf_counter() - t
     finally:
         stop()

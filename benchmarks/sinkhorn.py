@@ -32,8 +32,7 @@ import time
 import numpy as np
 import torch
 
-from ot import (PowerLawPriorConfig, SinkhornConfig, build_prior, sinkhorn_loss,
-                squared_difference_cost)
+from ot import PowerLawPriorConfig, SinkhornConfig, build_prior, sinkhorn_loss, squared_difference_cost
 
 
 def bench(name: str, value: float, unit: str) -> None:

@@ -21,10 +21,12 @@ import tempfile
 import time
 
 from _setup import start_local_ray
+
 from models import CSRNet
+from orchestrator.alac.train import TrainJob, run_training
 from orchestrator.config import ALConfig, DatasetConfig, RayConfig, TrainConfig
-from orchestrator.ray_train import train_with_ray
-from orchestrator.train import TrainJob, run_training, to_bytes
+from orchestrator.core.execution import train_with_ray
+from orchestrator.core.tensors import to_bytes
 
 
 def main():
@@ -45,7 +47,7 @@ def main():
     try:
         with tempfile.TemporaryDirectory() as storage:
             t = time.perf_counter()
-            remote = train_with_ray(job, RayConfig(train_workers=1, cpus_per_worker=2), storage, "bench")
+            remote = train_with_ray(job, RayConfig(train_workers=1, cpus_per_worker=2), storage, "bench", loop=run_training)
             ray_s = time.perf_counter() - t
     finally:
         stop()

@@ -12,7 +12,7 @@ input size (inputs are zero-padded bottom/right to a multiple of 8 after normali
 from types import MappingProxyType
 
 from models.csrnet import CSRNet, DomainClassifier
-from models.cssccnn import CSSCCNN, FENOutput, FeatureExtractor
+from models.cssccnn import CSSCCNN, FeatureExtractor, FENOutput
 from models.layers import GradientReversal, gradient_reversal, output_size, pad_to_multiple, scaled_channels
 from models.losses import (
     DEFAULT_BETA,

@@ -69,7 +69,7 @@ class CSRNet(nn.Module):
         generator: seeds the initialisation (every conv ``N(0, 0.01)``, biases 0, as in
             CSRNet-pytorch). ``None`` uses a fresh generator seeded 0, so unseeded networks
             are identical. ImageNet front-end weights are loaded afterwards by
-            ``orchestrator.weights``.
+            ``orchestrator.core.weights``.
 
     Input: normalised images ``(B, 3, H, W)`` float (see :meth:`normalize`), any ``H, W >= 1``.
     Output of :meth:`forward`: density ``(B, 1, ceil(H/8), ceil(W/8))``, people per output

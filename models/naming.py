@@ -1,6 +1,6 @@
 """Mapping already-loaded state_dicts between namings, and checked loading into a network.
 
-No files are read here (``orchestrator.weights`` does that); these functions take and return
+No files are read here (``orchestrator.core.weights`` does that); these functions take and return
 ``dict[str, torch.Tensor]``.
 
 Namings:

@@ -15,19 +15,20 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
 from models import MODEL_CLASSES
+from orchestrator.core.counting import mae_rmse, predict_count
+from orchestrator.core.weights import load_model
 from orchestrator.data import Item, open_dataset
-from orchestrator.weights import load_model
+
+__all__ = ["EvaluationResult", "ImageResult", "evaluate_items", "main", "predict_count", "summarise"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,16 +67,8 @@ def summarise(images: Sequence[ImageResult]) -> EvaluationResult:
     """MAE and RMSE (float64) of the given per-image results; at least one image."""
     if not images:
         raise ValueError("no images to evaluate")
-    errors = np.array([r.predicted_count - r.true_count for r in images], dtype=np.float64)
-    return EvaluationResult(list(images), float(np.abs(errors).mean()), float(math.sqrt((errors**2).mean())))
-
-
-def predict_count(model: nn.Module, image: np.ndarray, device: torch.device | str = "cpu") -> float:
-    """Predicted count of one ``(H, W, 3) uint8`` RGB image: the sum of the density map of the
-    whole image (batch of one, no resizing). ``model`` must already be in eval mode on ``device``."""
-    batch = model.normalize(image).to(device)
-    with torch.inference_mode():
-        return float(model(batch).double().sum())
+    mae, rmse = mae_rmse([r.predicted_count for r in images], [r.true_count for r in images])
+    return EvaluationResult(list(images), mae, rmse)
 
 
 def evaluate_items(

@@ -10,22 +10,30 @@ running the same command again resumes where it stopped. Prints the final row la
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from pathlib import Path
 
+from orchestrator.alac.trial import ALACTrial
 from orchestrator.config import SCALES, ConfigError, ExperimentConfig, load_config
+from orchestrator.core.samples import open_split
+from orchestrator.cssccnn.trial import CSSCCNNTrial
 from orchestrator.data import DatasetError
 
-#: method -> "module:class" of its trial runner (imported on use).
-TRIAL_RUNNERS = {"alac": "orchestrator.alac:ALACTrial", "cssccnn": "orchestrator.cssccnn:CSSCCNNTrial"}
+#: method -> its trial runner (a :class:`orchestrator.core.skeleton.TrialRunner`).
+TRIAL_RUNNERS = {runner.method: runner for runner in (ALACTrial, CSSCCNNTrial)}
 
 
 def make_trial(config: ExperimentConfig, out_dir: str | Path, log=print, trial_id: str = "local"):
     """The trial runner for ``config.method``; validates everything before any work."""
-    module, _, name = TRIAL_RUNNERS[config.method].partition(":")
-    runner = getattr(importlib.import_module(module), name)
-    return runner(config, out_dir, log=log, trial_id=trial_id)
+    return TRIAL_RUNNERS[config.method](config, out_dir, log=log, trial_id=trial_id)
+
+
+def validate_experiment(config: ExperimentConfig) -> None:
+    """Everything a trial checks before work (dataset layout, budgets, settings, weights files),
+    without building one: opens both splits and calls the method's validator."""
+    pool = open_split(config.dataset, config.dataset.train_split)
+    open_split(config.dataset, config.dataset.test_split)
+    TRIAL_RUNNERS[config.method].validate(config, len(pool))
 
 
 def main(argv=None) -> int:

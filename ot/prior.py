@@ -12,8 +12,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ot.powerlaw import (CdfMode, check_cdf_mode, check_power_law_parameters, choose_lambda,
-                         choose_shift_threshold, power_law_cdf, power_law_tail_integral)
+from ot.powerlaw import (
+    CdfMode,
+    check_cdf_mode,
+    check_power_law_parameters,
+    choose_lambda,
+    choose_shift_threshold,
+    power_law_cdf,
+    power_law_tail_integral,
+)
 
 _MAX_PROPOSAL_ROUNDS = 1000
 

@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from orchestrator.al_state import LabelState
-from orchestrator.alac import ALACTrial, InjectedFailure, cycle_sizes
+from orchestrator.alac.labels import LabelState
+from orchestrator.alac.trial import ALACTrial, InjectedFailure, cycle_sizes
 from orchestrator.config import ConfigError, load_config
+from orchestrator.core.results import ROW_COLUMNS
 from orchestrator.data import DatasetError
-from orchestrator.results import ROW_COLUMNS
 
 DEMO = Path(__file__).resolve().parents[1] / "configs/alac/demo.yaml"
 SMOKE = ["dataset.options.n_train=14", "dataset.options.n_test=4", "dataset.options.height=64",
@@ -59,7 +59,7 @@ def test_config_errors_name_the_key(tmp_path):
     with pytest.raises(ConfigError, match="unknown scale"):
         load_config(DEMO, "huge")
     cfg = smoke_config("train.lr=1e-4")  # YAML reads 1e-4 as a string; the float field takes it
-    assert cfg.train.lr == 1e-4 and cfg.scale == "smoke" and cfg.train.epochs == 1
+    assert cfg.alac.train.lr == 1e-4 and cfg.scale == "smoke" and cfg.alac.train.epochs == 1
 
 
 @pytest.mark.parametrize("override, message", [
@@ -81,9 +81,9 @@ def test_unknown_dataset_fails_early(tmp_path):
 
 
 def test_initial_images_depend_on_seed_only():
-    pssw = ALACTrial(smoke_config(), "/tmp/unused", log=quiet)._fresh_state().labels.labeled_ids
-    rand = ALACTrial(smoke_config("alac.strategy=random"), "/tmp/unused", log=quiet)._fresh_state().labels.labeled_ids
-    other = ALACTrial(smoke_config(seed=1), "/tmp/unused", log=quiet)._fresh_state().labels.labeled_ids
+    pssw = ALACTrial(smoke_config(), "/tmp/unused", log=quiet).fresh_state().labels.labeled_ids
+    rand = ALACTrial(smoke_config("alac.strategy=random"), "/tmp/unused", log=quiet).fresh_state().labels.labeled_ids
+    other = ALACTrial(smoke_config(seed=1), "/tmp/unused", log=quiet).fresh_state().labels.labeled_ids
     assert pssw == rand and len(pssw) == 3 and other != pssw
 
 

@@ -15,13 +15,13 @@ import pytest
 import torch
 
 from orchestrator.config import ConfigError, load_config
-from orchestrator.css_train import InjectedFailure
-from orchestrator.css_validate import build_css_prior
-from orchestrator.cssccnn import CSSCCNNTrial
-from orchestrator.pool import mae_rmse
-from orchestrator.results import ROW_COLUMNS
-from orchestrator.samples import open_split
-from orchestrator.weights import read_state_dict
+from orchestrator.core.counting import mae_rmse
+from orchestrator.core.results import ROW_COLUMNS
+from orchestrator.core.samples import open_split
+from orchestrator.core.skeleton import InjectedFailure
+from orchestrator.core.weights import read_state_dict
+from orchestrator.cssccnn.trial import CSSCCNNTrial
+from orchestrator.cssccnn.validate import build_css_prior
 
 DEMO = Path(__file__).resolve().parents[1] / "configs/cssccnn/demo.yaml"
 TIMING = ["train_seconds", "evaluate_seconds", "score_seconds", "select_seconds"]

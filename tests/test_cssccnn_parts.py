@@ -10,11 +10,18 @@ import pytest
 import torch
 
 from orchestrator.config import ConfigError, load_config
-from orchestrator.css_data import (CROP_GRID, centre_rotations, choose_holdout, cut, fit_min_side, plan_crops,
-                                   rotation_view)
-from orchestrator.css_losses import density_targets
-from orchestrator.css_select import CHOSEN, SPARSE, MovingAverageSelector, PlusPlusSelector
-from orchestrator.cssccnn import CSSCCNNTrial, stage_plan
+from orchestrator.cssccnn.crops import (
+    CROP_GRID,
+    centre_rotations,
+    choose_holdout,
+    cut,
+    fit_min_side,
+    plan_crops,
+    rotation_view,
+)
+from orchestrator.cssccnn.epochs import CHOSEN, SPARSE, MovingAverageSelector, PlusPlusSelector
+from orchestrator.cssccnn.losses import density_targets
+from orchestrator.cssccnn.trial import CSSCCNNTrial, stage_plan
 from orchestrator.data import DatasetError
 
 DEMO = Path(__file__).resolve().parents[1] / "configs/cssccnn/demo.yaml"
@@ -40,7 +47,7 @@ def test_crop_plan_is_seeded_aligned_and_visits_every_image_once_per_pass():
 
 def test_cut_flips_and_rotation_views_turn_counter_clockwise():
     image = np.arange(8 * 8 * 3, dtype=np.uint8).reshape(8, 8, 3)
-    from orchestrator.css_data import CropSpec
+    from orchestrator.cssccnn.crops import CropSpec
 
     window = cut(image, CropSpec(0, 0, 0, flip=True), 8)
     np.testing.assert_array_equal(window, image[:, ::-1])
@@ -124,7 +131,7 @@ def test_stage_plan_per_baseline():
     ("cssccnn.labeled_images=40", r"labeled_images \(40\) exceeds the 11 train images"),
     ("cssccnn.sinkhorn_backend=pot", r"backend must be one of"),
     ("cssccnn.prior_cdf=exact", r"prior_cdf must be one of"),
-    ("cssccnn.stage2_lr=0", r"cssccnn.stage2_lr must be > 0"),
+    ("cssccnn.stage2_lr=0", r"cssccnn.stage2.lr must be > 0"),
     ("ray.train_workers=5", r"cannot feed 5 Ray Train workers"),
     ("model.weights=/no/such.pt", r"model.weights: file not found"),
 ])

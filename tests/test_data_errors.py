@@ -10,11 +10,11 @@ import sys
 import numpy as np
 import pytest
 import scipy.io
-
 from conftest import write_image
+from test_data_formats import make_shanghaitech
+
 from orchestrator.data import DatasetError, open_dataset
 from orchestrator.data.inspect import inspect_dataset
-from test_data_formats import make_shanghaitech
 
 
 def run_cli(*args):

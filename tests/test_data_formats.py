@@ -8,8 +8,8 @@ import pickle
 import numpy as np
 import pytest
 import scipy.io
-
 from conftest import write_dots, write_image
+
 from orchestrator.data import DatasetError, open_dataset
 
 
@@ -57,7 +57,7 @@ def test_items_are_lazy_and_pickle(tmp_path):
 
 
 def test_grayscale_images_load_as_rgb(tmp_path):
-    path = write_image(tmp_path / "all" / "a.jpg", gray=True)
+    write_image(tmp_path / "all" / "a.jpg", gray=True)
     (tmp_path / "all" / "a.csv").write_text("x,y\n1,2\n")
     item = open_dataset("folder", tmp_path / "all", "all")[0]
     img = item.load_image()

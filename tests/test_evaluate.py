@@ -17,9 +17,9 @@ import torch
 from conftest import real_dataset_dir
 from PIL import Image
 
-from models import CSRNet, CSSCCNN
+from models import CSSCCNN, CSRNet
+from orchestrator.core.weights import save_checkpoint
 from orchestrator.evaluate import main, predict_count
-from orchestrator.weights import save_checkpoint
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SUMMARY = re.compile(r"^MAE (\S+) RMSE (\S+) N (\d+)$")

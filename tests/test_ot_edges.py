@@ -5,9 +5,21 @@ import numpy as np
 import pytest
 import torch
 
-from ot import (EdgeDensityConfig, PowerLawPriorConfig, SinkhornConfig, build_prior,
-                cell_counts, cell_counts_numpy, css_ccnn_plus_plus_loss, dense_rank, edge_map,
-                edge_pseudo_counts, edge_pseudo_density, sinkhorn_loss, sparse_mask)
+from ot import (
+    EdgeDensityConfig,
+    PowerLawPriorConfig,
+    SinkhornConfig,
+    build_prior,
+    cell_counts,
+    cell_counts_numpy,
+    css_ccnn_plus_plus_loss,
+    dense_rank,
+    edge_map,
+    edge_pseudo_counts,
+    edge_pseudo_density,
+    sinkhorn_loss,
+    sparse_mask,
+)
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -8,10 +8,21 @@ import numpy as np
 import pytest
 from scipy import integrate, special, stats
 
-from ot import (PowerLawPrior, PowerLawPriorConfig, build_prior, choose_lambda,
-                choose_shift_threshold, mean_count_predictions, power_law_cdf, power_law_pdf,
-                power_law_tail_integral, prior_draw_predictions, prior_mean_image_count,
-                redistribute_below_threshold, sample_truncated_power_law)
+from ot import (
+    PowerLawPrior,
+    PowerLawPriorConfig,
+    build_prior,
+    choose_lambda,
+    choose_shift_threshold,
+    mean_count_predictions,
+    power_law_cdf,
+    power_law_pdf,
+    power_law_tail_integral,
+    prior_draw_predictions,
+    prior_mean_image_count,
+    redistribute_below_threshold,
+    sample_truncated_power_law,
+)
 
 # KS tests: fixed seeds, so each is deterministic; a correct sampler passes at p > 0.01, the
 # wrong-lambda control fails at p < 1e-6.

@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from ot import (SinkhornConfig, build_prior, PowerLawPriorConfig, reference_sinkhorn_potentials,
-                sinkhorn_loss, squared_difference_cost, transport_plan)
+from ot import (
+    PowerLawPriorConfig,
+    SinkhornConfig,
+    build_prior,
+    reference_sinkhorn_potentials,
+    sinkhorn_loss,
+    squared_difference_cost,
+    transport_plan,
+)
 
 F64 = torch.float64
 

@@ -3,10 +3,9 @@ density target count-exact. Skipped with a reason when the variable is unset."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-
 from conftest import real_dataset_dir
+
 from orchestrator.data import block_sum, density_map, get_spec, open_dataset
 from orchestrator.data.inspect import inspect_dataset
 

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from orchestrator import report
-from orchestrator.report_paper import MISSING, PaperFormatError, best_match, normalise, parse_paper
-from orchestrator.results import ROW_COLUMNS, rows_frame
+from orchestrator.core.results import ROW_COLUMNS, rows_frame
+from orchestrator.report.paper import MISSING, PaperFormatError, best_match, normalise, parse_paper
 
 PAPER = {
     "source": "AL-AC, Table 1 (test)",

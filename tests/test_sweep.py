@@ -18,7 +18,7 @@ import pytest
 
 from orchestrator.config import ConfigError
 from orchestrator.sweep import INJECT_FAILURE_ENV, run_sweep
-from orchestrator.sweep_plan import plan_sweep
+from orchestrator.sweep.plan import plan_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 ALAC_DEMO = REPO / "configs/alac/demo.yaml"

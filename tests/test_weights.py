@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-import orchestrator.weights as weights
-from models import CSRNet, CSSCCNN, StateDictMismatchError
-from models.naming import cssccnn_to_reference, csrnet_to_external
-from orchestrator.weights import (
+import orchestrator.core.weights as weights
+from models import CSSCCNN, CSRNet, StateDictMismatchError
+from models.naming import csrnet_to_external, cssccnn_to_reference
+from orchestrator.core.weights import (
     WeightsError,
     load_model,
     load_vgg16_imagenet,

@@ -8,7 +8,6 @@ be used (unreadable image, missing or malformed annotation); ``warning`` means i
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm

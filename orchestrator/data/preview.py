@@ -3,11 +3,10 @@ density targets, and write a preview figure (images with head points, density ma
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
-import numpy as np
+from orchestrator.core.files import write_atomic
 
 from .density import block_sum, density_map
 from .inspect import format_report, inspect_dataset
@@ -35,11 +34,10 @@ def write_preview(items, density_config, path: Path, columns: int = 4) -> None:
         for ax in axes[:, col]:
             ax.axis("off")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fig.savefig(tmp, dpi=80, format="png")
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
+    finally:
+        plt.close(fig)
 
 
 def run_demo(out_dir: Path) -> int:

@@ -1,4 +1,5 @@
-"""From a trial's config and pool scores to the selection library's inputs and back."""
+"""AL-AC's glue to :mod:`selection`: from a trial's config and pool scores to the selection
+library's inputs, and the chosen strategy object."""
 
 from __future__ import annotations
 

@@ -1,41 +1,31 @@
-"""``python -m orchestrator.report``: a results Parquet -> the papers' tables (and figures).
-
-    python -m orchestrator.report results/alac_demo
-    python -m orchestrator.report results/table2_alignment_sha --format latex --figures figs/
-    python -m orchestrator.report results/table1_pssw_vs_random_sha results/table1_pssw_vs_random_shb
-    python -m orchestrator.report results/table2_alignment_sha --paper configs/alac/table3_sota_sha.yaml
-
-Table: one row per experiment, method, dataset and swept setting (``setting.*`` columns), from
-each trial's final row (its largest ``cycle``): MAE and RMSE as mean ± sample std (ddof 1; "-"
-when n = 1), ``n`` = trials that finished, ``failed`` = trials that did not (never dropped
-silently; their errors are listed under the table), and the paper's numbers beside ours where
-the experiment's config names a matching result (see :mod:`orchestrator.report_paper`) and the
-run is at paper scale (a smoke or demo run is never set beside the paper's numbers). For AL-AC a
-second table gives MAE against the number of labeled images (every cycle). ``--pool KEY`` (or a
-config's ``paper.pool_over``) averages a swept setting away, e.g. UCF_CC_50's five folds.
-
-Several RESULTS_DIRs render into one table (e.g. SHA and SHB halves of one paper table). A
-directory without ``results.parquet`` whose sub-folders have one (a suite's storage folder)
-reports all of them. ``--figures DIR`` writes PNGs (see :mod:`orchestrator.figures`).
-Exit status 2 with a message naming the path or column on unreadable input.
-"""
+"""Rendering the results tables (markdown, LaTeX, CSV) and their notes; the CLI is
+:mod:`orchestrator.report.__main__` (``python -m orchestrator.report``)."""
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from orchestrator.report_paper import PaperReference, PaperResult
-from orchestrator.report_tables import (FORMATS, REQUIRED_COLUMNS, SETTING_PREFIX, CycleSummary, GroupSummary,
-                                        ReportError, ResultsSet, load_results, paper_references, paper_scale_only,
-                                        summarize, summarize_cycles)
+from orchestrator.report.paper import PaperReference, PaperResult
+from orchestrator.report.tables import (
+    FORMATS,
+    REQUIRED_COLUMNS,
+    SETTING_PREFIX,
+    CycleSummary,
+    GroupSummary,
+    ReportError,
+    ResultsSet,
+    load_results,
+    paper_references,
+    paper_scale_only,
+    summarize,
+    summarize_cycles,
+)
 
-__all__ = ["ReportError", "load_results", "main", "paper_references", "render", "render_table", "report_text",
+__all__ = ["ReportError", "load_results", "paper_references", "render", "render_table", "report_text",
            "summarize", "summarize_cycles"]
 
 
@@ -205,7 +195,8 @@ def notes(summaries: list[GroupSummary], refs: dict[str, PaperReference], cycles
             if r not in used:
                 where = ", ".join(f"{k}={_show(v)}" for k, v in r.settings)
                 out.append(f"no run matches paper result {r.label or ''} [{r.dataset}; {where}]: "
-                           f"{ref.metric_names['mae']} {_paper_cell(r, 'mae') or '-'}, {ref.metric_names['rmse']} {_paper_cell(r, 'rmse') or '-'}")
+                           f"{ref.metric_names['mae']} {_paper_cell(r, 'mae') or '-'}, "
+                           f"{ref.metric_names['rmse']} {_paper_cell(r, 'rmse') or '-'}")
     return out
 
 
@@ -227,36 +218,3 @@ def report_text(results: ResultsSet, fmt: str = "markdown", refs: dict[str, Pape
     if lines:
         parts.append("\n".join(comment + line for line in lines))
     return "\n\n".join(parts) + "\n"
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m orchestrator.report", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("results_dirs", nargs="+", metavar="RESULTS_DIR", help="folder(s) holding results.parquet")
-    parser.add_argument("--format", choices=FORMATS, default="markdown")
-    parser.add_argument("--figures", default=None, metavar="DIR", help="write PNG figures here")
-    parser.add_argument("--paper", default=None, metavar="CONFIG",
-                        help="take the paper's numbers from this config's 'paper' section instead")
-    parser.add_argument("--pool", action="append", default=[], metavar="KEY",
-                        help="average over this swept setting instead of one row per value (repeatable)")
-    args = parser.parse_args(argv)
-    try:
-        results = load_results(args.results_dirs)
-        every_ref = paper_references(results.configs, args.paper)
-        refs, not_compared = paper_scale_only(every_ref, results)
-        pool = tuple(args.pool) + pooled_keys(every_ref)  # pooling holds at every scale
-        sys.stdout.write(report_text(results, args.format, refs, pool, not_compared))
-        if args.figures is not None:
-            from orchestrator.figures import write_figures  # matplotlib only when asked for
-
-            cycles = summarize_cycles(results, refs, pool)
-            for line in write_figures(results, cycles, args.figures):
-                print(line, file=sys.stderr if args.format == "csv" else sys.stdout)
-    except ReportError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """One CSS-CCNN training stage, written once and run two ways: in-process (``world_size = 1``)
-or on every Ray Train worker (:func:`orchestrator.ray_train.train_with_ray` with
-``loop=run_stage``).
+or on every Ray Train worker (:func:`orchestrator.core.execution.run_loop` with
+``run_stage``).
 
 Kinds of stage (:attr:`StageJob.kind`):
 
@@ -10,15 +10,15 @@ Kinds of stage (:attr:`StageJob.kind`):
 * ``"sinkhorn"`` — stage 2: feature extractor frozen (weights and BatchNorm statistics), the
   density head trained with ``loss_scale x Sinkhorn(predicted cell counts, fresh prior
   samples)`` (CSS-CCNN) or the sparse/dense split loss (CSS-CCNN++); label-free validation
-  against a fixed set of prior samples (see :mod:`orchestrator.css_losses`) and the
-  moving-average rules of :mod:`orchestrator.css_select`. With ``labeled_ids`` (limited data)
+  against a fixed set of prior samples (see :mod:`orchestrator.cssccnn.losses`) and the
+  moving-average rules of :mod:`orchestrator.cssccnn.epochs`. With ``labeled_ids`` (limited data)
   ``labeled_ratio`` of every ``labeled_ratio + 1`` steps take crops of the labeled images and
   match their cell counts to the ground-truth cell counts instead of prior samples.
 * ``"supervised"`` — the labeled baselines: pixel-wise regression (eq. 4 of AL-AC, the
   project's regression loss) on the labeled images' 1/8 density; validation = MAE on the
   held-out train images (labels of train images only, never the test split).
 
-Data parallelism is explicit, as in :mod:`orchestrator.train`: every worker draws the same
+Data parallelism is explicit, as in :mod:`orchestrator.alac.train`: every worker draws the same
 seeded crop plan, takes batches ``rank::world_size`` and averages gradients with one flattened
 all-reduce per step; validation views are split over ranks and their sums all-reduced, so every
 rank takes the same selection and stopping decisions. Randomness comes from
@@ -31,7 +31,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import io
-import os
 import time
 from pathlib import Path
 
@@ -39,14 +38,15 @@ import numpy as np
 import torch
 
 from models import CSSCCNN
-from orchestrator.config import CSSConfig, DatasetConfig
-from orchestrator.css_data import fit_min_side, plan_crops
-from orchestrator.css_losses import StageLosses, batch_crops
-from orchestrator.css_select import MovingAverageSelector, PlusPlusSelector
+from orchestrator.config import CSSConfig, DatasetConfig, StageConfig
+from orchestrator.core.files import save_torch_atomic
+from orchestrator.core.samples import load_sample, open_split
+from orchestrator.core.skeleton import InjectedFailure
+from orchestrator.core.tensors import average_gradients, cpu_state_bytes, from_bytes, to_bytes
+from orchestrator.cssccnn.crops import fit_min_side, plan_crops
+from orchestrator.cssccnn.epochs import MovingAverageSelector, PlusPlusSelector
+from orchestrator.cssccnn.losses import StageLosses, batch_crops
 from orchestrator.data import density_map, get_spec
-from orchestrator.samples import load_sample, open_split
-from orchestrator.train import _average_gradients, from_bytes, to_bytes
-from orchestrator.trial_state import InjectedFailure
 from ot.prior import PowerLawPrior
 
 KINDS = ("rotation", "sinkhorn", "supervised")
@@ -102,17 +102,21 @@ class StageJob:
     labeled_ids: list[str]
     model_state: bytes
     freeze_features: bool
-    epochs: int
-    lr: float
-    momentum: float
-    weight_decay: float
-    batch: int
+    schedule: StageConfig  # epochs, batch and the SGD settings of this stage
     prior: PowerLawPrior | None = None
     resume: bytes | None = None
     progress_path: str | None = None
     progress_key: str = ""
     fail_after_epoch: int | None = None
     torch_threads: int = 1
+
+    @property
+    def epochs(self) -> int:
+        return self.schedule.epochs
+
+    @property
+    def batch(self) -> int:
+        return self.schedule.batch
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -180,10 +184,7 @@ def _update_selector(selector, job: StageJob, epoch: int, validation: dict) -> l
 
 
 def _save_progress(job: StageJob, state: LoopState) -> None:
-    path = Path(job.progress_path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save({"key": job.progress_key, "state": to_bytes(dataclasses.asdict(state))}, tmp)
-    os.replace(tmp, path)
+    save_torch_atomic({"key": job.progress_key, "state": to_bytes(dataclasses.asdict(state))}, job.progress_path)
 
 
 def load_progress(path: str | Path, key: str) -> bytes | None:
@@ -207,25 +208,68 @@ def build_model(job: StageJob, device: torch.device) -> CSSCCNN:
     return model.to(device).train()
 
 
+@dataclasses.dataclass
+class _StageData:
+    """A stage's prepared images: the train crops' sources, the held-out part, the labeled ones."""
+
+    train: list
+    holdout: list
+    labeled: list
+
+
+def _stage_data(job: StageJob) -> _StageData:
+    css, split, supervised = job.css, job.dataset.train_split, job.kind == "supervised"
+    train = load_prepared(job.dataset, split, job.train_ids, css.crop, supervised)
+    holdout = load_prepared(job.dataset, split, job.holdout_ids, css.crop, supervised)
+    labeled = []
+    if job.kind == "sinkhorn" and job.labeled_ids:
+        labeled = load_prepared(job.dataset, split, job.labeled_ids, css.crop, True)
+    return _StageData(train, holdout, labeled)
+
+
+def _train_epoch(job: StageJob, epoch: int, data: _StageData, model, optimizer, losses, params,
+                 rank: int, world_size: int) -> tuple[float, int]:
+    """One epoch of this rank's share of the steps; returns (loss sum, steps)."""
+    css = job.css
+    steps_total = css.steps_per_epoch or max(1, len(data.train) // job.batch)
+    usable = steps_total - steps_total % world_size
+    sizes = [p.image.shape[:2] for p in data.train]
+    labeled_sizes = [p.image.shape[:2] for p in data.labeled]
+    rng = np.random.default_rng([job.seed, epoch, PURPOSE_PLAN])
+    plan = plan_crops(sizes, css.crop, usable * job.batch, rng, flip=True, rotations=job.kind == "rotation")
+    epoch_loss, epoch_steps = 0.0, 0
+    for step in range(rank, usable, world_size):
+        labeled_step = bool(data.labeled) and step % (css.labeled_ratio + 1) != css.labeled_ratio
+        if labeled_step:
+            step_rng = np.random.default_rng([job.seed, epoch, PURPOSE_LABELED, step])
+            specs = plan_crops(labeled_sizes, css.crop, job.batch, step_rng, flip=True)
+            images, densities = batch_crops(data.labeled, specs, css.crop, with_density=True)
+        else:
+            specs = plan[step * job.batch:(step + 1) * job.batch]
+            images, densities = batch_crops(data.train, specs, css.crop, with_density=job.kind == "supervised")
+        optimizer.zero_grad(set_to_none=True)
+        prior_rng = np.random.default_rng([job.seed, epoch, PURPOSE_PRIOR, step])
+        loss = losses.train_loss(images, densities, specs, prior_rng, labeled_step)
+        loss.backward()
+        average_gradients(params, world_size)
+        optimizer.step()
+        epoch_loss += float(loss.detach())
+        epoch_steps += 1
+    return epoch_loss, epoch_steps
+
+
 def run_stage(job: StageJob, rank: int = 0, world_size: int = 1, device: str | torch.device = "cpu") -> StageResult:
     """Train ``job.epochs`` epochs (or until the selection rule stops) on this worker's share of
     the batches; returns the chosen epoch's network. All ranks hold identical weights."""
     started = time.perf_counter()
     torch.set_num_threads(max(1, job.torch_threads))
     device = torch.device(device)
-    css = job.css
     model = build_model(job, device)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=job.lr, momentum=job.momentum, weight_decay=job.weight_decay)
-    needs_density = job.kind == "supervised"
-    train = load_prepared(job.dataset, job.dataset.train_split, job.train_ids, css.crop, needs_density)
-    holdout = load_prepared(job.dataset, job.dataset.train_split, job.holdout_ids, css.crop,
-                            job.kind == "supervised")
-    labeled = []
-    if job.kind == "sinkhorn" and job.labeled_ids:
-        labeled = load_prepared(job.dataset, job.dataset.train_split, job.labeled_ids, css.crop, True)
-    losses = StageLosses(job, model, holdout, device)
-
+    sgd = job.schedule
+    optimizer = torch.optim.SGD(params, lr=sgd.lr, momentum=sgd.momentum, weight_decay=sgd.weight_decay)
+    data = _stage_data(job)
+    losses = StageLosses(job, model, data.holdout, device)
     selector = _selector(job)
     if job.resume is not None:
         state = _loop_state(job.resume)
@@ -239,46 +283,21 @@ def run_stage(job: StageJob, rank: int = 0, world_size: int = 1, device: str | t
         state = LoopState(1, b"", b"", {}, {}, [], start_validation, 0, 0.0, 0.0)
         seconds_before = 0.0
 
-    sizes = [p.image.shape[:2] for p in train]
-    labeled_sizes = [p.image.shape[:2] for p in labeled]
-    steps_total = css.steps_per_epoch or max(1, len(train) // job.batch)
-    usable = steps_total - steps_total % world_size
     epoch = state.next_epoch - 1
     last_epoch = epoch if selector.stopped else job.epochs  # a stopped stage resumed: nothing left
     for epoch in range(state.next_epoch, last_epoch + 1):
-        rng = np.random.default_rng([job.seed, epoch, PURPOSE_PLAN])
-        plan = plan_crops(sizes, css.crop, usable * job.batch, rng, flip=True, rotations=job.kind == "rotation")
-        epoch_loss, epoch_steps = 0.0, 0
-        for step in range(rank, usable, world_size):
-            labeled_step = bool(labeled) and step % (css.labeled_ratio + 1) != css.labeled_ratio
-            if labeled_step:
-                step_rng = np.random.default_rng([job.seed, epoch, PURPOSE_LABELED, step])
-                specs = plan_crops(labeled_sizes, css.crop, job.batch, step_rng, flip=True)
-                images, densities = batch_crops(labeled, specs, css.crop, with_density=True)
-            else:
-                specs = plan[step * job.batch:(step + 1) * job.batch]
-                images, densities = batch_crops(train, specs, css.crop, with_density=needs_density)
-            optimizer.zero_grad(set_to_none=True)
-            prior_rng = np.random.default_rng([job.seed, epoch, PURPOSE_PRIOR, step])
-            loss = losses.train_loss(images, densities, specs, prior_rng, labeled_step)
-            loss.backward()
-            _average_gradients(params, world_size)
-            optimizer.step()
-            epoch_loss += float(loss.detach())
-            epoch_steps += 1
+        epoch_loss, epoch_steps = _train_epoch(job, epoch, data, model, optimizer, losses, params, rank, world_size)
         validation = losses.validate(rank, world_size)
-        slots = _update_selector(selector, job, epoch, validation)
-        current = to_bytes({k: v.detach().cpu() for k, v in model.state_dict().items()})
-        for slot in slots:
+        current = cpu_state_bytes(model)
+        for slot in _update_selector(selector, job, epoch, validation):
             state.slot_states[slot] = current
         state.history.append({"epoch": epoch, "train_loss": epoch_loss / max(epoch_steps, 1), **validation})
         state.steps += epoch_steps
         state.loss_sum += epoch_loss
         state.next_epoch = epoch + 1
         last = selector.stopped or epoch == job.epochs
-        if rank == 0 and job.progress_path and (epoch % max(1, css.checkpoint_every) == 0 or last):
-            state.model_state = current
-            state.optimizer_state = to_bytes(optimizer.state_dict())
+        if rank == 0 and job.progress_path and (epoch % max(1, job.css.checkpoint_every) == 0 or last):
+            state.model_state, state.optimizer_state = current, to_bytes(optimizer.state_dict())
             state.selector = selector.state_dict()
             state.seconds = seconds_before + time.perf_counter() - started
             _save_progress(job, state)
@@ -286,8 +305,11 @@ def run_stage(job: StageJob, rank: int = 0, world_size: int = 1, device: str | t
             raise InjectedFailure(f"injected failure after epoch {epoch}")
         if selector.stopped:
             break
+    return _stage_result(model, selector, state, epoch, job, seconds_before + time.perf_counter() - started)
 
-    final_state = to_bytes({k: v.detach().cpu() for k, v in model.state_dict().items()})
+
+def _stage_result(model, selector, state: LoopState, epoch: int, job: StageJob, seconds: float) -> StageResult:
+    final_state = cpu_state_bytes(model)
     chosen_epoch = selector.final_epoch
     chosen = state.slot_states.get(selector.chosen_slot, final_state)
     chosen_validation = state.history[chosen_epoch - 1] if chosen_epoch >= 1 else {}
@@ -295,6 +317,5 @@ def run_stage(job: StageJob, rank: int = 0, world_size: int = 1, device: str | t
         model_state=chosen, final_state=final_state, chosen_epoch=chosen_epoch,
         epochs_run=len(state.history), stopped_early=bool(selector.stopped) and epoch < job.epochs,
         history=state.history, start_validation=state.start_validation, chosen_validation=chosen_validation,
-        steps=state.steps, mean_loss=state.loss_sum / max(state.steps, 1),
-        seconds=seconds_before + time.perf_counter() - started,
+        steps=state.steps, mean_loss=state.loss_sum / max(state.steps, 1), seconds=seconds,
     )

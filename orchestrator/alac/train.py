@@ -1,5 +1,5 @@
 """One AL-AC training phase (one cycle), written once and run two ways: in-process
-(``world_size = 1``) or on every Ray Train worker (see :mod:`orchestrator.ray_train`).
+(``world_size = 1``) or on every Ray Train worker (see :func:`orchestrator.core.execution.run_loop`).
 
 Data parallelism is explicit: every worker draws the same seeded patch plan, takes its share of
 the minibatches (``pairs[rank::world_size]``), and gradients are averaged with one flattened
@@ -14,7 +14,6 @@ global RNG state, so a resumed trial trains exactly as an uninterrupted one.
 from __future__ import annotations
 
 import dataclasses
-import io
 import time
 from collections.abc import Callable
 
@@ -23,9 +22,10 @@ import torch
 
 from models import CSRNet, DomainClassifier, alignment_loss, density_regression_loss
 from orchestrator.config import ALConfig, DatasetConfig, TrainConfig
+from orchestrator.core.samples import Sample, load_sample, open_split
+from orchestrator.core.tensors import average_gradients, from_bytes, to_bytes
 from orchestrator.data import block_sum
 from orchestrator.data.patches import extract_patch, pair_patches, plan_patches
-from orchestrator.samples import Sample, load_sample, open_split
 
 
 @dataclasses.dataclass
@@ -61,41 +61,15 @@ class TrainResult:
     seconds: float
 
 
-def to_bytes(obj) -> bytes:
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    return buffer.getvalue()
-
-
-def from_bytes(data: bytes):
-    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-
-
 def load_train_samples(dataset: DatasetConfig, ids: list[str], with_density: bool) -> list[Sample]:
     """Load the given ids of the train split (in the given order)."""
     split = open_split(dataset, dataset.train_split)
     return [load_sample(split.by_id(i), dataset, with_density) for i in ids]
 
 
-def _sgd(params, cfg: TrainConfig) -> torch.optim.SGD:
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The optimiser ``cfg`` names, over ``params``."""
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-
-
-def _average_gradients(params: list[torch.nn.Parameter], world_size: int) -> None:
-    """All-reduce and average the gradients of ``params`` in one flattened message."""
-    if world_size == 1:
-        return
-    import torch.distributed as dist
-
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= world_size
-    offset = 0
-    for p, g in zip(params, grads):
-        n = g.numel()
-        p.grad = flat[offset:offset + n].view_as(p)
-        offset += n
 
 
 def _batch(samples: list[Sample], pair, labeled_mask: list[bool], device) -> tuple:
@@ -108,6 +82,74 @@ def _batch(samples: list[Sample], pair, labeled_mask: list[bool], device) -> tup
         targets.append(torch.from_numpy(block_sum(den, 8)))
     labeled = torch.tensor([labeled_mask[s.image_index] for s in pair], dtype=torch.bool)
     return (torch.cat(images).to(device), torch.stack(targets).unsqueeze(1).to(device), labeled.to(device))
+
+
+@dataclasses.dataclass
+class _Networks:
+    """The regressor and (with alignment) the distribution classifier, with their optimisers."""
+
+    model: CSRNet
+    optimizer: torch.optim.Optimizer
+    classifier: DomainClassifier | None = None
+    classifier_optimizer: torch.optim.Optimizer | None = None
+
+    @property
+    def params(self) -> list[torch.nn.Parameter]:
+        extra = list(self.classifier.parameters()) if self.classifier is not None else []
+        return list(self.model.parameters()) + extra
+
+
+def _networks(job: TrainJob, device: torch.device) -> _Networks:
+    """The job's networks and optimisers, restored from its states where it carries them."""
+    model = CSRNet(width=job.width)
+    model.load_state_dict(from_bytes(job.model_state))
+    model.to(device).train()
+    nets = _Networks(model, make_optimizer(model.parameters(), job.train))
+    if job.optimizer_state is not None:
+        nets.optimizer.load_state_dict(from_bytes(job.optimizer_state))
+    if job.alignment:
+        nets.classifier = DomainClassifier(model.feature_channels, grl_multiplier=job.alac.grl_multiplier,
+                                           generator=torch.Generator().manual_seed(job.seed))
+        if job.classifier_state is not None:
+            nets.classifier.load_state_dict(from_bytes(job.classifier_state))
+        nets.classifier.to(device).train()
+        nets.classifier_optimizer = make_optimizer(nets.classifier.parameters(), job.train)
+        if job.classifier_optimizer_state is not None:
+            nets.classifier_optimizer.load_state_dict(from_bytes(job.classifier_optimizer_state))
+    return nets
+
+
+def _epoch_pairs(job: TrainJob, sizes: list, n_labeled: int, epoch: int, world_size: int) -> tuple[list, int]:
+    """The epoch's seeded minibatches (pairs of patch specs) and how many every rank shares."""
+    rng = np.random.default_rng([job.seed, epoch])
+    specs = plan_patches(sizes[:n_labeled], rng, reference_total=job.train.reference_total)
+    if job.alignment and len(sizes) > n_labeled:
+        extra = plan_patches(sizes[n_labeled:], rng, reference_total=job.train.reference_total)
+        specs += [dataclasses.replace(s, image_index=s.image_index + n_labeled) for s in extra]
+        specs = [specs[i] for i in rng.permutation(len(specs))]
+    pairs = pair_patches(specs, rng)
+    usable = len(pairs) - len(pairs) % world_size  # every rank takes the same number of steps
+    if job.train.max_steps_per_epoch is not None:
+        usable = min(usable, job.train.max_steps_per_epoch * world_size)
+    return pairs, usable
+
+
+def _step(job: TrainJob, nets: _Networks, batch: tuple, mixup_rng, world_size: int) -> float:
+    """One optimisation step on one minibatch; returns its loss."""
+    images, targets, labeled_mask = batch
+    nets.optimizer.zero_grad(set_to_none=True)
+    if nets.classifier is not None:
+        nets.classifier_optimizer.zero_grad(set_to_none=True)
+        loss = alignment_loss(nets.model, nets.classifier, images, targets, labeled_mask, mixup_rng,
+                              beta=job.alac.beta, alpha=job.alac.mixup_alpha, use_mixup=job.alac.mixup).total
+    else:
+        loss = density_regression_loss(nets.model(images), targets)
+    loss.backward()
+    average_gradients(nets.params, world_size)
+    nets.optimizer.step()
+    if nets.classifier_optimizer is not None:
+        nets.classifier_optimizer.step()
+    return float(loss.detach())
 
 
 def run_training(job: TrainJob, rank: int = 0, world_size: int = 1, device: str | torch.device = "cpu",
@@ -123,69 +165,26 @@ def run_training(job: TrainJob, rank: int = 0, world_size: int = 1, device: str 
     started = time.perf_counter()
     torch.set_num_threads(max(1, job.torch_threads))
     device = torch.device(device)
-    model = CSRNet(width=job.width)
-    model.load_state_dict(from_bytes(job.model_state))
-    model.to(device).train()
-    optimizer = _sgd(model.parameters(), job.train)
-    if job.optimizer_state is not None:
-        optimizer.load_state_dict(from_bytes(job.optimizer_state))
-    params = list(model.parameters())
-
-    classifier = cls_optimizer = None
-    labeled = load_train_samples(job.dataset, job.labeled_ids, with_density=True)
-    samples, mask = list(labeled), [True] * len(labeled)
+    nets = _networks(job, device)
+    samples = load_train_samples(job.dataset, job.labeled_ids, with_density=True)
+    mask = [True] * len(samples)
     if job.alignment:
-        classifier = DomainClassifier(model.feature_channels, grl_multiplier=job.alac.grl_multiplier,
-                                      generator=torch.Generator().manual_seed(job.seed))
-        if job.classifier_state is not None:
-            classifier.load_state_dict(from_bytes(job.classifier_state))
-        classifier.to(device).train()
-        cls_optimizer = _sgd(classifier.parameters(), job.train)
-        if job.classifier_optimizer_state is not None:
-            cls_optimizer.load_state_dict(from_bytes(job.classifier_optimizer_state))
-        params += list(classifier.parameters())
         unlabeled = load_train_samples(job.dataset, job.unlabeled_ids, with_density=False)
-        samples += unlabeled
-        mask += [False] * len(unlabeled)
-
+        samples, mask = samples + unlabeled, mask + [False] * len(unlabeled)
     sizes = [s.image.shape[:2] for s in samples]
     steps, loss_sum = 0, 0.0
     for epoch in range(job.train.epochs):
-        rng = np.random.default_rng([job.seed, epoch])
-        specs = plan_patches(sizes[:len(labeled)], rng, reference_total=job.train.reference_total)
-        if job.alignment and len(samples) > len(labeled):
-            extra = plan_patches(sizes[len(labeled):], rng, reference_total=job.train.reference_total)
-            specs += [dataclasses.replace(s, image_index=s.image_index + len(labeled)) for s in extra]
-            specs = [specs[i] for i in rng.permutation(len(specs))]
-        pairs = pair_patches(specs, rng)
-        usable = len(pairs) - len(pairs) % world_size  # every rank takes the same number of steps
-        if job.train.max_steps_per_epoch is not None:
-            usable = min(usable, job.train.max_steps_per_epoch * world_size)
+        pairs, usable = _epoch_pairs(job, sizes, mask.count(True), epoch, world_size)
         mixup_rng = np.random.default_rng([job.seed, epoch, 1])
         for index in range(rank, usable, world_size):
-            images, targets, labeled_mask = _batch(samples, pairs[index], mask, device)
-            optimizer.zero_grad(set_to_none=True)
-            if classifier is not None:
-                cls_optimizer.zero_grad(set_to_none=True)
-                loss = alignment_loss(model, classifier, images, targets, labeled_mask, mixup_rng,
-                                      beta=job.alac.beta, alpha=job.alac.mixup_alpha,
-                                      use_mixup=job.alac.mixup).total
-            else:
-                loss = density_regression_loss(model(images), targets)
-            loss.backward()
-            _average_gradients(params, world_size)
-            optimizer.step()
-            if cls_optimizer is not None:
-                cls_optimizer.step()
+            loss_sum += _step(job, nets, _batch(samples, pairs[index], mask, device), mixup_rng, world_size)
             steps += 1
-            loss_sum += float(loss.detach())
         if progress is not None:
             progress({"epoch": epoch + 1, "steps": steps, "mean_loss": loss_sum / max(steps, 1)})
-
-    model.cpu()
+    classifier, cls_optimizer = nets.classifier, nets.classifier_optimizer
     return TrainResult(
-        model_state=to_bytes(model.state_dict()),
-        optimizer_state=to_bytes(optimizer.state_dict()),
+        model_state=to_bytes(nets.model.cpu().state_dict()),
+        optimizer_state=to_bytes(nets.optimizer.state_dict()),
         classifier_state=to_bytes(classifier.cpu().state_dict()) if classifier is not None else None,
         classifier_optimizer_state=to_bytes(cls_optimizer.state_dict()) if cls_optimizer is not None else None,
         steps=steps,

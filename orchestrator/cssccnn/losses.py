@@ -1,5 +1,5 @@
 """Per-step losses and per-epoch validation of a CSS-CCNN stage (used by
-:func:`orchestrator.css_train.run_stage`).
+:func:`orchestrator.cssccnn.stages.run_stage`).
 
 Training losses (one batch of ``B`` square crops, ``(B, c, c, 3) uint8``):
 
@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from models import CSSCCNN, density_regression_loss
-from orchestrator.css_data import CROP_GRID, centre_rotations, cut, fixed_crop_specs, rotation_view
+from orchestrator.cssccnn.crops import CROP_GRID, centre_rotations, cut, fixed_crop_specs, rotation_view
 from orchestrator.data import block_sum
 from ot.cells import cell_counts
 from ot.edges import EdgeDensityConfig, edge_pseudo_counts

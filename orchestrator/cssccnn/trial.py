@@ -33,28 +33,25 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import time
-from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from models import CSSCCNN
 from orchestrator.config import ConfigError, ExperimentConfig
-from orchestrator.css_train import StageJob, StageResult, load_progress, run_stage
-from orchestrator.css_validate import BASELINES, build_css_prior, validate_css
-from orchestrator.pool import mae_rmse
-from orchestrator.results import code_version, rows_frame, write_parquet_atomic
-from orchestrator.trial_state import InjectedFailure, derived_seed, save_checkpoint_atomic
-from orchestrator.samples import open_split
-from orchestrator.train import to_bytes
+from orchestrator.core.counting import mae_rmse, predict_count
+from orchestrator.core.execution import run_loop, run_task
+from orchestrator.core.files import write_atomic, write_json_atomic
+from orchestrator.core.seeds import derived_seed
+from orchestrator.core.skeleton import InjectedFailure, TrialRunner
+from orchestrator.core.tensors import from_bytes, to_bytes
+from orchestrator.cssccnn.crops import choose_holdout
+from orchestrator.cssccnn.stages import StageJob, StageResult, load_prepared, load_progress, run_stage
+from orchestrator.cssccnn.validate import BASELINES, build_css_prior, validate_css
 
-CHECKPOINT = "checkpoint.pt"
-ROWS = "rows.parquet"
 HOLDOUT = "holdout.json"
-STAGE1_MODEL = "stage1.pt"  # the chosen stage-1 network (orchestrator.weights format)
+STAGE1_MODEL = "stage1.pt"  # the chosen stage-1 network (orchestrator.core.weights format)
 MODEL = "model.pt"  # the evaluated counting network (python -m orchestrator.evaluate --model cssccnn)
 PURPOSE_STAGE1, PURPOSE_STAGE2, PURPOSE_LABELED, PURPOSE_PPRIOR = 11, 12, 13, 14
 
@@ -73,46 +70,43 @@ def evaluate_counts(dataset, split: str, ids: list[str], width: float, model_sta
                     torch_threads: int = 1, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """Whole-image predicted counts (sum of the 1/8 density) and annotated counts of ``ids``,
     images prepared as in training (``max_side``, upscaled to ``min_side`` when smaller)."""
-    from orchestrator.css_train import load_prepared
-    from orchestrator.train import from_bytes
-
     torch.set_num_threads(max(1, torch_threads))
     model = CSSCCNN(width=width)
     model.load_state_dict(from_bytes(model_state))
     model.to(device).eval()
     predicted, true = [], []
-    with torch.inference_mode():
-        for item_id in ids:
-            prepared = load_prepared(dataset, split, [item_id], min_side, with_density=False)[0]
-            predicted.append(float(model(CSSCCNN.normalize(prepared.image).to(device)).double().sum()))
-            true.append(prepared.count)
+    for item_id in ids:
+        prepared = load_prepared(dataset, split, [item_id], min_side, with_density=False)[0]
+        predicted.append(predict_count(model, prepared.image, device))
+        true.append(prepared.count)
     return np.array(predicted, dtype=np.float64), np.array(true, dtype=np.float64)
 
 
 @dataclasses.dataclass
-class _TrialState:
+class CSSState:
+    """Everything a CSS-CCNN trial carries from one stage to the next."""
+
     holdout_ids: list[str]
     labeled_ids: list[str]
     next_cycle: int
     stage1_state: bytes | None
     rows: list[dict]
 
-    def checkpoint(self, config: ExperimentConfig) -> dict:
-        return {"config": config.to_dict(), **dataclasses.asdict(self)}
+    def state_dict(self) -> dict:
+        return dataclasses.asdict(self)
 
 
-class CSSCCNNTrial:
+class CSSCCNNTrial(TrialRunner):
     """Runs one CSS-CCNN trial into ``out_dir`` (``checkpoint.pt``, ``rows.parquet``,
-    ``holdout.json``). The constructor validates everything before any work."""
+    ``holdout.json``, ``stage1.pt``, ``model.pt``). The constructor validates everything
+    before any work."""
 
-    def __init__(self, config: ExperimentConfig, out_dir: str | Path, log: Callable[[str], None] = print,
-                 trial_id: str = "local"):
-        if config.method != "cssccnn":
-            raise ConfigError(f"method must be 'cssccnn' for a CSS-CCNN trial, got {config.method!r}")
-        self.config, self.out_dir, self.log, self.trial_id = config, Path(out_dir), log, trial_id
-        self.pool = open_split(config.dataset, config.dataset.train_split)  # DatasetError early
-        self.test = open_split(config.dataset, config.dataset.test_split)
-        validate_css(config, len(self.pool))
+    method = "cssccnn"
+    validate = staticmethod(validate_css)
+
+    def __init__(self, config: ExperimentConfig, out_dir, log=print, trial_id: str = "local"):
+        super().__init__(config, out_dir, log=log, trial_id=trial_id)
+        self._fail_after_epoch = None
         self.prior = build_css_prior(config.cssccnn, len(self.pool) + len(self.test))
         self.css = config.cssccnn
         self.variant = "css++" if self.css.plus_plus else "css"
@@ -121,9 +115,7 @@ class CSSCCNNTrial:
         self._config_digest = digest[:16]
 
     # ------------------------------------------------------------------ state
-    def _fresh_state(self) -> _TrialState:
-        from orchestrator.css_data import choose_holdout
-
+    def fresh_state(self) -> CSSState:
         cfg = self.config
         holdout = choose_holdout(self.pool.ids, self.css.holdout_fraction, cfg.seed)
         labeled = []
@@ -132,56 +124,49 @@ class CSSCCNNTrial:
             rng = np.random.default_rng([cfg.seed, PURPOSE_LABELED])
             picked = sorted(rng.choice(len(candidates), size=self.css.labeled_images, replace=False).tolist())
             labeled = [candidates[i] for i in picked]
-        return _TrialState(holdout, labeled, self.plan[0][0], None, [])
+        return CSSState(holdout, labeled, self.plan[0][0], None, [])
 
-    def _load_state(self) -> _TrialState | None:
-        path = self.out_dir / CHECKPOINT
-        if not path.is_file():
-            return None
-        saved = torch.load(path, map_location="cpu", weights_only=False)
-        if saved.pop("config") != self.config.to_dict():
-            raise ConfigError(f"{path} was written by a different config; use another --out or delete it")
-        state = _TrialState(**saved)
+    def restore_state(self, saved: dict) -> CSSState:
+        state = CSSState(**saved)
         missing = sorted(set(state.holdout_ids) - set(self.pool.ids))
         if missing:
-            raise ConfigError(f"{path}: stored held-out ids {missing[:3]} are not in the train split any more")
+            raise ConfigError(f"{self.out_dir / 'checkpoint.pt'}: stored held-out ids {missing[:3]} are not in "
+                              "the train split any more")
         return state
+
+    def cycles(self) -> list[int]:
+        return [cycle for cycle, _ in self.plan]
 
     def _initial_model_state(self) -> bytes:
         model = CSSCCNN(width=self.config.model.width, generator=torch.Generator().manual_seed(self.config.seed))
         if self.config.model.weights:
-            from orchestrator.weights import load_weights_into
+            from orchestrator.core.weights import load_weights_into
 
             load_weights_into(model, self.config.model.weights)
         return to_bytes(model.state_dict())
 
     @property
     def train_ids(self) -> list[str]:
-        held = set(self._state.holdout_ids)
+        held = set(self.state.holdout_ids)
         return [i for i in self.pool.ids if i not in held]
 
     # ------------------------------------------------------------------ work
     def _job(self, stage: str, cycle: int, model_state: bytes, fail_after_epoch) -> StageJob:
         css, cfg = self.css, self.config
         kind = {"stage1": "rotation", "stage2": "sinkhorn"}.get(stage, "supervised")
-        if kind == "rotation":
-            epochs, lr, momentum, wd, batch = (css.stage1_epochs, css.stage1_lr, css.stage1_momentum,
-                                               css.stage1_weight_decay, css.stage1_batch)
-        else:
-            epochs, lr, momentum, wd, batch = (css.stage2_epochs, css.stage2_lr, css.stage2_momentum,
-                                               css.stage2_weight_decay, css.stage2_batch)
-            if kind == "supervised":
-                lr = css.supervised_lr
-        labeled = self.train_ids if kind == "supervised" else list(self._state.labeled_ids)
+        schedule = css.stage1 if kind == "rotation" else css.stage2
+        if kind == "supervised":
+            schedule = dataclasses.replace(schedule, lr=css.supervised_lr)
+        labeled = self.train_ids if kind == "supervised" else list(self.state.labeled_ids)
         progress = self.out_dir / f"{stage}_progress.pt"
         key = f"{stage}:{self._config_digest}"
         epoch_failure = fail_after_epoch[1] if fail_after_epoch and fail_after_epoch[0] == cycle else None
         return StageJob(
             kind=kind, dataset=cfg.dataset, css=css, width=cfg.model.width,
             seed=derived_seed(cfg.seed, cycle, PURPOSE_STAGE1 if kind == "rotation" else PURPOSE_STAGE2),
-            train_ids=self.train_ids, holdout_ids=list(self._state.holdout_ids), labeled_ids=labeled,
+            train_ids=self.train_ids, holdout_ids=list(self.state.holdout_ids), labeled_ids=labeled,
             model_state=model_state, freeze_features=stage in ("stage2", "self_supervised_labels"),
-            epochs=epochs, lr=lr, momentum=momentum, weight_decay=wd, batch=batch,
+            schedule=schedule,
             prior=self.prior if kind == "sinkhorn" else None, resume=load_progress(progress, key),
             progress_path=str(progress), progress_key=key, fail_after_epoch=epoch_failure,
             torch_threads=cfg.ray.torch_threads)
@@ -189,38 +174,21 @@ class CSSCCNNTrial:
     def _train(self, job: StageJob, stage: str) -> StageResult:
         if job.resume is not None:
             self.log(f"[{self.trial_id}] resuming {stage} from its epoch checkpoint")
-        if self.config.ray.train_workers >= 1:
-            from orchestrator.ray_env import ensure_ray
-            from orchestrator.ray_train import train_with_ray
-
-            ensure_ray()
-            return train_with_ray(job, self.config.ray, str(self.out_dir / "ray_train"),
-                                  f"{self.trial_id}_{stage}", loop=run_stage)
-        return run_stage(job)
+        return run_loop(run_stage, job, self.config.ray, self.out_dir / "ray_train", f"{self.trial_id}_{stage}")
 
     def _write_model(self, name: str, model_state: bytes, stage: str) -> None:
-        from orchestrator.train import from_bytes
-        from orchestrator.weights import save_checkpoint
+        from orchestrator.core.weights import save_checkpoint
 
         model = CSSCCNN(width=self.config.model.width)
         model.load_state_dict(from_bytes(model_state))
-        tmp = self.out_dir / f".{name}.{os.getpid()}.tmp"
-        save_checkpoint(tmp, model, {"seed": self.config.seed, "stage": stage, "variant": self.variant})
-        os.replace(tmp, self.out_dir / name)
+        extra = {"seed": self.config.seed, "stage": stage, "variant": self.variant}
+        write_atomic(self.out_dir / name, lambda tmp: save_checkpoint(tmp, model, extra))
 
     def _evaluate(self, model_state: bytes) -> tuple[float, float]:
         cfg = self.config
         args = (cfg.dataset, cfg.dataset.test_split, self.test.ids, cfg.model.width, model_state, self.css.crop,
                 cfg.ray.torch_threads)
-        if cfg.ray.train_workers >= 1:  # on a Train worker's resources (its GPU when there is one)
-            from orchestrator.ray_env import ensure_ray
-
-            ray = ensure_ray()
-            gpus = cfg.ray.gpus_per_worker if cfg.ray.use_gpu else 0
-            task = ray.remote(num_cpus=cfg.ray.cpus_per_worker, num_gpus=gpus)(evaluate_counts)
-            predicted, true = ray.get(task.remote(*args, "cuda" if cfg.ray.use_gpu else "cpu"))
-        else:
-            predicted, true = evaluate_counts(*args)
+        predicted, true = run_task(evaluate_counts, args, cfg.ray)  # on a Train worker's resources
         return mae_rmse(predicted, true)
 
     def _prior_baseline(self, stage: str) -> tuple[float, float]:
@@ -246,16 +214,16 @@ class CSSCCNNTrial:
             fields["evaluate_seconds"] = time.perf_counter() - started
             return fields
         if stage == "random":
-            model_state = self._state.stage1_state
+            model_state = self.state.stage1_state
         else:
             if stage == "stage1":
                 start_state = self._initial_model_state()
             elif stage == "fully_supervised":
                 start_state = self._initial_model_state()
             else:
-                start_state = self._state.stage1_state
-            if stage == "stage1" and self.css.stage1_epochs == 0:  # "without stage 1": keep the start
-                self._state.stage1_state = start_state
+                start_state = self.state.stage1_state
+            if stage == "stage1" and self.css.stage1.epochs == 0:  # "without stage 1": keep the start
+                self.state.stage1_state = start_state
                 self._write_model(STAGE1_MODEL, start_state, stage)
                 return fields
             result = self._train(self._job(stage, cycle, start_state, fail_after_epoch), stage)
@@ -268,7 +236,7 @@ class CSSCCNNTrial:
             fields["val_sinkhorn_start"] = start.get("sinkhorn", math.nan)
             fields["rotation_accuracy"] = chosen.get("rotation_accuracy", math.nan)
             if stage == "stage1":
-                self._state.stage1_state = result.model_state
+                self.state.stage1_state = result.model_state
                 self._write_model(STAGE1_MODEL, result.model_state, stage)
                 return fields
             model_state = result.model_state
@@ -283,56 +251,41 @@ class CSSCCNNTrial:
         if stage in ("self_supervised_labels", "fully_supervised"):
             ids = self.pool.ids  # train labels (held-out ones for validation); never test labels
         elif stage == "stage2":
-            ids = self._state.labeled_ids
+            ids = self.state.labeled_ids
         else:
             ids = []
         return len(ids), int(sum(self.pool.by_id(i).count for i in ids))
 
-    # ------------------------------------------------------------------ main loop
-    def run(self, fail_after_cycle: int | None = None, on_stage_end: Callable[[dict], None] | None = None,
+    # ------------------------------------------------------------------ the skeleton's hooks
+    def run(self, fail_after_cycle: int | None = None, on_stage_end=None,
             fail_after_epoch: tuple[int, int] | None = None):
         """Run (or resume) the trial; returns the rows as a DataFrame.
 
-        ``on_stage_end(row)`` is called after each stage's checkpoint and rows are on disk.
         ``fail_after_cycle`` / ``fail_after_epoch = (cycle, epoch)`` raise
         :class:`InjectedFailure` after that stage's / epoch's checkpoint (resume tests)."""
-        cfg = self.config
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        state = self._load_state()
-        if state is None:
-            state = self._fresh_state()
-        else:
-            self.log(f"[{self.trial_id}] resuming {self.out_dir} at cycle {state.next_cycle}")
-        self._state = state
+        self._fail_after_epoch = fail_after_epoch
+        return super().run(fail_after_cycle=fail_after_cycle, on_stage_end=on_stage_end)
+
+    def begin(self) -> None:
         holdout_file = self.out_dir / HOLDOUT
         if not holdout_file.is_file():
-            holdout_file.write_text(json.dumps({"seed": cfg.seed, "holdout_ids": state.holdout_ids,
-                                                "labeled_ids": state.labeled_ids}, indent=1))
-        for cycle, stage in self.plan:
-            if cycle < state.next_cycle:
-                continue
-            fields = self._run_stage(cycle, stage, fail_after_epoch)
-            n_labeled, labeled_points = self._labeled_summary(stage)
-            row = {
-                "experiment": cfg.experiment, "method": "cssccnn", "dataset": cfg.dataset.name, "scale": cfg.scale,
-                "trial_id": self.trial_id, "seed": cfg.seed, "cycle": cycle, "stage": stage,
-                "n_labeled": n_labeled, "labeled_points": labeled_points, "score_seconds": 0.0,
-                "select_seconds": 0.0, "status": "ok", "error": "", "code_version": code_version(),
-                "variant": self.variant, "baseline": self.css.baseline, "n_holdout": len(state.holdout_ids),
-                **fields,
-            }
-            state.rows.append(row)
-            state.next_cycle = cycle + 1
-            save_checkpoint_atomic(state.checkpoint(cfg), self.out_dir / CHECKPOINT)
-            write_parquet_atomic(rows_frame(state.rows), self.out_dir / ROWS)
-            (self.out_dir / f"{stage}_progress.pt").unlink(missing_ok=True)
-            self.log(f"[{self.trial_id}] cycle {cycle} {stage} ({self.variant}): epoch {row['epoch_chosen']} of "
-                     f"{row['epochs_run']}, val Sinkhorn {row['val_sinkhorn']:.4g} (start "
-                     f"{row['val_sinkhorn_start']:.4g}), rotation acc {row['rotation_accuracy']:.3f}, MAE "
-                     f"{row['mae']:.2f} RMSE {row['rmse']:.2f} (train {row['train_seconds']:.1f} s, "
-                     f"evaluate {row['evaluate_seconds']:.1f} s)")
-            if on_stage_end is not None:
-                on_stage_end(row)
-            if fail_after_cycle == cycle:
-                raise InjectedFailure(f"injected failure after cycle {cycle}")
-        return rows_frame(state.rows)
+            write_json_atomic(holdout_file, {"seed": self.config.seed, "holdout_ids": self.state.holdout_ids,
+                                             "labeled_ids": self.state.labeled_ids})
+
+    def run_cycle(self, cycle: int) -> dict:
+        stage = dict(self.plan)[cycle]
+        fields = self._run_stage(cycle, stage, self._fail_after_epoch)
+        n_labeled, labeled_points = self._labeled_summary(stage)
+        return {"stage": stage, "n_labeled": n_labeled, "labeled_points": labeled_points, "score_seconds": 0.0,
+                "select_seconds": 0.0, "variant": self.variant, "baseline": self.css.baseline,
+                "n_holdout": len(self.state.holdout_ids), **fields}
+
+    def after_cycle(self, cycle: int, row: dict) -> None:
+        (self.out_dir / f"{row['stage']}_progress.pt").unlink(missing_ok=True)
+
+    def describe(self, row: dict) -> str:
+        return (f"[{self.trial_id}] cycle {row['cycle']} {row['stage']} ({self.variant}): epoch "
+                f"{row['epoch_chosen']} of {row['epochs_run']}, val Sinkhorn {row['val_sinkhorn']:.4g} (start "
+                f"{row['val_sinkhorn_start']:.4g}), rotation acc {row['rotation_accuracy']:.3f}, MAE "
+                f"{row['mae']:.2f} RMSE {row['rmse']:.2f} (train {row['train_seconds']:.1f} s, "
+                f"evaluate {row['evaluate_seconds']:.1f} s)")

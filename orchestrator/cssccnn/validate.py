@@ -24,6 +24,29 @@ def _at_least(css: CSSConfig, minimum: int, *names: str) -> None:
             raise ConfigError(f"cssccnn.{name} must be >= {minimum}, got {getattr(css, name)}")
 
 
+def _check_stages(css: CSSConfig) -> None:
+    """``cssccnn.stage1`` may have 0 epochs ("without stage 1"); everything else is positive."""
+    for name, stage, min_epochs in (("stage1", css.stage1, 0), ("stage2", css.stage2, 1)):
+        if stage.epochs < min_epochs:
+            raise ConfigError(f"cssccnn.{name}.epochs must be >= {min_epochs}, got {stage.epochs}")
+        if stage.batch < 1:
+            raise ConfigError(f"cssccnn.{name}.batch must be >= 1, got {stage.batch}")
+        if not (math.isfinite(stage.lr) and stage.lr > 0):
+            raise ConfigError(f"cssccnn.{name}.lr must be > 0, got {stage.lr!r}")
+        if stage.momentum < 0 or stage.weight_decay < 0:
+            raise ConfigError(f"cssccnn.{name}.momentum and .weight_decay must be >= 0")
+
+
+def _check_workers(css: CSSConfig, ray, train_images: int) -> None:
+    """Every Ray Train worker needs at least one batch per epoch."""
+    workers = max(1, ray.train_workers)
+    for stage, batch in (("stage1", css.stage1.batch), ("stage2", css.stage2.batch)):
+        steps = css.steps_per_epoch or max(1, train_images // batch)
+        if steps < workers:
+            raise ConfigError(f"{stage}: {steps} batch(es) per epoch cannot feed {workers} Ray Train workers; "
+                              "lower ray.train_workers or the batch size, or set cssccnn.steps_per_epoch")
+
+
 def validate_css(config: ExperimentConfig, pool_size: int) -> None:
     """Everything checkable before training; ``pool_size`` = images in the train split."""
     from ot.baselines import PRIOR_DRAW_MODES
@@ -36,11 +59,12 @@ def validate_css(config: ExperimentConfig, pool_size: int) -> None:
     if css.plus_plus and css.baseline != "none":
         raise ConfigError(f"cssccnn.plus_plus applies to CSS-CCNN itself (baseline none), not to baseline "
                           f"{css.baseline!r}")
-    _at_least(css, 1, "cell_size", "stage1_batch", "stage2_batch", "stage2_epochs", "prior_samples",
+    _check_stages(css)
+    _at_least(css, 1, "cell_size", "prior_samples",
               "moving_average", "plus_plus_moving_average", "labeled_ratio", "validation_crops_per_image",
               "checkpoint_every", "prior_cells_per_crop", "prior_crops_per_image", "sinkhorn_max_iter")
-    _at_least(css, 0, "stage1_epochs", "patience", "labeled_images")
-    _positive(css, "stage1_lr", "stage2_lr", "supervised_lr", "loss_scale", "sinkhorn_epsilon", "alpha", "c_fmax")
+    _at_least(css, 0, "patience", "labeled_images")
+    _positive(css, "supervised_lr", "loss_scale", "sinkhorn_epsilon", "alpha", "c_fmax")
     if css.crop % 8 or css.crop < 8 * css.cell_size:
         raise ConfigError(f"cssccnn.crop must be a multiple of 8 holding at least one cell "
                           f"({8 * css.cell_size} px for cell_size {css.cell_size}), got {css.crop}")
@@ -72,14 +96,7 @@ def validate_css(config: ExperimentConfig, pool_size: int) -> None:
         if css.labeled_images > pool_size - holdout:
             raise ConfigError(f"cssccnn.labeled_images ({css.labeled_images}) exceeds the "
                               f"{pool_size - holdout} train images outside the held-out part")
-    if ray.train_workers < 0:
-        raise ConfigError(f"ray.train_workers must be >= 0, got {ray.train_workers}")
-    workers = max(1, ray.train_workers)
-    for stage, batch in (("stage1", css.stage1_batch), ("stage2", css.stage2_batch)):
-        steps = css.steps_per_epoch or max(1, (pool_size - holdout) // batch)
-        if steps < workers:
-            raise ConfigError(f"{stage}: {steps} batch(es) per epoch cannot feed {workers} Ray Train workers; "
-                              "lower ray.train_workers or the batch size, or set cssccnn.steps_per_epoch")
+    _check_workers(css, ray, pool_size - holdout)
     if config.model.pretrained:
         raise ConfigError("model.pretrained (ImageNet VGG16) is for CSRNet; CSS-CCNN starts from its seed "
                           "or from model.weights")

@@ -1,5 +1,5 @@
 """Results folders -> aggregated rows for the report: loading, final rows, mean ± std per group,
-paper matching. Rendering lives in :mod:`orchestrator.report`, figures in :mod:`orchestrator.figures`.
+paper matching. Rendering lives in :mod:`orchestrator.report`, figures in :mod:`orchestrator.report.figures`.
 
 Long-format input (DESIGN.md §4): one row per (trial, cycle or stage); a trial's final row is the
 one with the largest ``cycle``; swept settings are ``setting.<dotted key>`` columns.
@@ -17,8 +17,16 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from orchestrator.report_paper import (MISSING, N_LABELED, PaperFormatError, PaperReference, PaperResult,
-                                       best_match, config_value, parse_paper)
+from orchestrator.report.paper import (
+    MISSING,
+    N_LABELED,
+    PaperFormatError,
+    PaperReference,
+    PaperResult,
+    best_match,
+    config_value,
+    parse_paper,
+)
 
 RESULTS_FILE = "results.parquet"
 CONFIG_FILE = "experiment.json"

@@ -26,7 +26,7 @@ import yaml
 
 from orchestrator.config import ConfigError, ExperimentConfig, load_config, read_yaml_mapping
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_SWEEP = REPO / "configs" / "demo.yaml"
 
 
@@ -110,9 +110,9 @@ def expand_experiment(path: Path, scale: str, overrides: list[str], trials: int 
 def validate_trial(spec: TrialSpec) -> None:
     """Everything the trial runner checks before work (config, dataset layout, budgets, weights
     files), without running it. The seed never changes validity, so one seed per grid point."""
-    from orchestrator.trial import make_trial
+    from orchestrator.trial import validate_experiment
 
-    make_trial(spec.load(), Path("/nonexistent/validation-only"), log=lambda _m: None, trial_id=spec.trial_id)
+    validate_experiment(spec.load())
 
 
 def plan_sweep(path: str | Path | None = None, scale: str = "demo", overrides: list[str] | None = None,

@@ -30,8 +30,8 @@ from torch import nn
 
 from models import MODEL_CLASSES, CSRNet
 from models.naming import (
-    cssccnn_from_reference,
     csrnet_from_external,
+    cssccnn_from_reference,
     is_external_csrnet,
     is_reference_cssccnn,
     load_state_dict_checked,

@@ -1,14 +1,17 @@
 """The results schema (DESIGN.md §4): one row per (trial, cycle or stage), long format, written
-atomically to Parquet."""
+atomically to Parquet (:func:`orchestrator.core.files.write_parquet_atomic`)."""
 
 from __future__ import annotations
 
 import functools
-import os
 import subprocess
 from pathlib import Path
 
 import pandas as pd
+
+from orchestrator.core.files import write_parquet_atomic
+
+__all__ = ["ROW_COLUMNS", "code_version", "rows_frame", "write_parquet_atomic"]
 
 #: Columns every row has, in this order; method-specific columns follow.
 ROW_COLUMNS = [
@@ -23,7 +26,7 @@ ROW_COLUMNS = [
 def code_version() -> str:
     """``git describe`` of the source tree when it is a checkout (``-dirty`` when modified),
     else the package version."""
-    here = Path(__file__).resolve().parents[1]
+    here = Path(__file__).resolve().parents[2]
     try:
         out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=here, capture_output=True,
                              text=True, timeout=10)
@@ -47,13 +50,3 @@ def rows_frame(rows: list[dict]) -> pd.DataFrame:
             frame[column] = pd.NA
     extra = [c for c in frame.columns if c not in ROW_COLUMNS]
     return frame[ROW_COLUMNS + extra]
-
-
-def write_parquet_atomic(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write ``frame`` to ``path`` via a temporary file and a rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
-    return path

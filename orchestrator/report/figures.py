@@ -18,7 +18,6 @@ A figure whose data is absent is skipped with a printed note. Files are written 
 from __future__ import annotations
 
 import json
-import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -26,11 +25,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
-from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from orchestrator.report_tables import CycleSummary, ResultsSet  # noqa: E402
+from orchestrator.core.files import write_atomic  # noqa: E402
+from orchestrator.report.tables import CycleSummary, ResultsSet  # noqa: E402
 
 MAX_HISTOGRAM_BINS = 60
 MAX_EXAMPLES = 4
@@ -38,15 +38,10 @@ MAX_EXAMPLES = 4
 
 def save_png_atomic(fig, path: Path, dpi: int = 120) -> Path:
     """Write ``fig`` to ``path`` through a temporary file and a rename; closes ``fig``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, path)
+        return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight"))
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def _label(settings: tuple) -> str:

@@ -1,39 +1,26 @@
-"""``python -m orchestrator.sweep``: the product's main job — repeated trials as a Ray Tune sweep.
+"""The sweep's Ray Tune wiring: one Tune trial = one seed of one grid point.
 
-    python -m orchestrator.sweep                                   # embedded default: configs/demo.yaml
-    python -m orchestrator.sweep --config configs/alac/table1_pssw_vs_rs.yaml --scale paper
-    ray job submit --working-dir . -- python -m orchestrator.sweep --config ... --storage /mnt/shared/results
-
-One Tune trial = one seed of one grid point, running the method's trial runner (whose training
-may itself be a Ray Train job and whose pool scoring a Ray Data job). After every cycle/stage a
-trial reports its metrics and a checkpoint (its whole state), so ``--resume`` continues an
-interrupted sweep without re-running finished trials, and Tune's ``FailureConfig`` retries a
-failed trial from its last checkpoint. Results: ``STORAGE/<experiment>/results.parquet`` (one
-row per trial and cycle/stage, failed trials included with their error), ``experiment.json``
-and ``examples/``; then the summary table is printed.
-
-Locally Ray starts bound to 127.0.0.1; ``--address`` (or running under ``ray job submit``) joins
-a cluster instead. On a multi-node cluster ``--storage`` must be shared storage (NFS).
+Trial side: :func:`run_tune_trial` runs (or resumes) the method's trial runner in a private
+folder and reports each cycle/stage's metrics with a checkpoint of the trial's state files, so
+Tune's ``FailureConfig`` retries from there and ``Tuner.restore`` continues a sweep. Driver
+side: :func:`build_tuner`, :func:`collect_results` (one Parquet per experiment) and
+:func:`run_sweep`.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import shutil
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from orchestrator.config import SCALES, ConfigError
-from orchestrator.data import DatasetError
-from orchestrator.results import code_version, rows_frame, write_parquet_atomic
-from orchestrator.sweep_plan import SweepPlan, TrialSpec, plan_sweep
+from orchestrator.config import ConfigError
+from orchestrator.core.files import write_json_atomic, write_parquet_atomic
+from orchestrator.core.results import code_version, rows_frame
+from orchestrator.sweep.plan import SweepPlan, TrialSpec
 
 STATE_FILES = ("checkpoint.pt", "rows.parquet", "examples.npz")
 SETTING_PREFIX = "setting."
@@ -69,6 +56,7 @@ def _injected_failure(spec: TrialSpec) -> int | None:
 def run_tune_trial(param: dict) -> None:
     """The Tune function trainable: run (or resume) one trial, reporting after each cycle/stage."""
     import ray.tune
+
     from orchestrator.trial import make_trial
 
     spec = TrialSpec.from_dict(param["spec"])
@@ -167,22 +155,12 @@ def collect_results(plan: SweepPlan, result_grid, storage: Path) -> dict[str, Pa
             {"method": base.method, "dataset": base.dataset.name})
         frame = frame.drop_duplicates(subset=["trial_id", "cycle"], keep="last").sort_values(["trial_id", "cycle"])
         written[name] = write_parquet_atomic(frame.reset_index(drop=True), out / "results.parquet")
-        tmp = out / f".experiment.json.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(base.to_dict(), indent=1, default=str))
-        os.replace(tmp, out / "experiment.json")
+        write_json_atomic(out / "experiment.json", base.to_dict())
     return written
 
 
-def summary_table(frame: pd.DataFrame, config: dict) -> str:
-    """The report's table: mean ± std of MAE/RMSE at each trial's final row, per setting, failed
-    trials counted, the paper's numbers beside ours at paper scale."""
-    from orchestrator.report import render_table
-
-    return render_table(frame, "markdown", configs={config["experiment"]: config})
-
-
 def run_sweep(plan: SweepPlan, storage: Path, resume: bool = False, address: str | None = None) -> dict[str, Path]:
-    from orchestrator.ray_env import ensure_ray
+    from orchestrator.core.execution import ensure_ray
 
     storage = storage.resolve()
     storage.mkdir(parents=True, exist_ok=True)
@@ -192,36 +170,3 @@ def run_sweep(plan: SweepPlan, storage: Path, resume: bool = False, address: str
     tuner = build_tuner(plan, storage, resume)
     grid = tuner.fit()
     return collect_results(plan, grid, storage)
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m orchestrator.sweep", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default=None, help="experiment or suite YAML (default: configs/demo.yaml)")
-    parser.add_argument("--scale", choices=SCALES, default=None,
-                        help="default: demo for the embedded default, paper otherwise")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every trial")
-    parser.add_argument("--trials", type=int, default=None, help="trials (seeds) per grid point")
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep (Tuner.restore)")
-    parser.add_argument("--address", default=None, help="join this Ray cluster instead of starting a local one")
-    parser.add_argument("--storage", default="results", help="checkpoints and results (shared storage on clusters)")
-    args = parser.parse_args(argv)
-    scale = args.scale or ("demo" if args.config is None else "paper")
-    started = time.perf_counter()
-    try:
-        plan = plan_sweep(args.config, scale, args.set, args.trials)
-        written = run_sweep(plan, Path(args.storage), resume=args.resume, address=args.address)
-    except (ConfigError, DatasetError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    for name, path in written.items():
-        frame = pd.read_parquet(path)
-        print(f"\n## {name}\n\n{summary_table(frame, plan.experiments[name].to_dict())}")
-    print(f"\nfinished in {time.perf_counter() - started:.0f} s")
-    for name, path in written.items():
-        print(f"results: {path}   report: python -m orchestrator.report {path.parent} --figures {path.parent / 'figures'}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,230 @@
+"""One AL-AC trial: a setting and a seed -> cycles of train, evaluate, score the pool, select.
+
+Cycle t (1-based) trains on the labeled set V_t (continuing from cycle t-1's weights and
+optimiser), evaluates on the test split, and — unless it is the last cycle — scores the
+unlabeled pool and selects the images labeled at cycle t+1. The last cycle may train with
+distribution alignment (GRL classifier + latent MixUp over labeled and unlabeled patches).
+
+Reproducibility and resume: every random choice draws from a generator seeded by
+``(seed, cycle, purpose)`` — the initial m0 images from ``seed`` alone, so every strategy with
+the same seed starts from the same images — and nothing carries RNG state across cycles. After
+each cycle the checkpoint (labeled ids with their cycles, model/optimiser/classifier states,
+rows so far, the config) is written atomically by :class:`~orchestrator.core.skeleton.TrialRunner`;
+a restarted trial continues at the next cycle and makes exactly the selections an
+uninterrupted one makes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+
+import numpy as np
+import torch
+
+from models import CSRNet
+from orchestrator.alac.labels import LabelState
+from orchestrator.alac.scoring import density_examples, score_ids
+from orchestrator.alac.strategy import select_batch
+from orchestrator.alac.train import TrainJob, TrainResult, run_training
+from orchestrator.alac.validate import validate_alac
+from orchestrator.config import ExperimentConfig
+from orchestrator.core.counting import mae_rmse
+from orchestrator.core.execution import run_loop
+from orchestrator.core.files import save_npz_atomic
+from orchestrator.core.samples import load_sample
+from orchestrator.core.seeds import derived_seed
+from orchestrator.core.skeleton import InjectedFailure, TrialRunner
+from orchestrator.core.tensors import to_bytes
+from orchestrator.data import block_sum
+from selection import grid_signature
+
+__all__ = ["ALACTrial", "InjectedFailure", "cycle_sizes", "initial_model", "validate_alac"]
+
+EXAMPLES = "examples.npz"
+PURPOSE_INITIAL, PURPOSE_TRAIN, PURPOSE_SELECT = 0, 1, 2
+#: Pools up to this size keep every predicted count in the rows (for the partition figure).
+MAX_COUNTS_IN_ROWS = 20_000
+NO_SELECTION = {"partition_breaks": "[]", "pool_predicted_counts": "[]", "selected_partitions": "[]"}
+
+
+def cycle_sizes(initial: int, per_cycle: int, budget: int) -> list[int]:
+    """Labeled-set size at each cycle: m0, m0+m, ... up to M. When M - m0 is not a multiple of
+    m the last selection takes only the remainder, so the trial ends at exactly M labeled."""
+    sizes = [initial]
+    while sizes[-1] < budget:
+        sizes.append(min(budget, sizes[-1] + per_cycle))
+    return sizes
+
+
+def selection_summary(result, pool_counts: np.ndarray) -> dict:
+    """JSON columns describing one selection, for reports (AL-AC Fig. 3)."""
+    counts = [round(float(c), 3) for c in pool_counts] if len(pool_counts) <= MAX_COUNTS_IN_ROWS else []
+    return {
+        "partition_breaks": json.dumps([float(b) for b in result.partition_breaks]),
+        "pool_predicted_counts": json.dumps(counts),
+        "selected_partitions": json.dumps([int(p) for p in result.selected_partition]),
+    }
+
+
+def initial_model(config: ExperimentConfig) -> CSRNet:
+    """Seeded initialisation, then ImageNet VGG16 front end and/or whole-network weights."""
+    from orchestrator.core.weights import load_vgg16_imagenet, load_weights_into
+
+    model = CSRNet(width=config.model.width, generator=torch.Generator().manual_seed(config.seed))
+    if config.model.pretrained:
+        load_vgg16_imagenet(model, config.model.pretrained)
+    if config.model.weights:
+        load_weights_into(model, config.model.weights)
+    return model
+
+
+@dataclasses.dataclass
+class ALACState:
+    """Everything an AL-AC trial carries from one cycle to the next."""
+
+    labels: LabelState
+    next_cycle: int
+    model_state: bytes
+    optimizer_state: bytes | None
+    classifier_state: bytes | None
+    classifier_optimizer_state: bytes | None
+    rows: list[dict]
+
+    def state_dict(self) -> dict:
+        return {"labels": self.labels.state_dict(), "next_cycle": self.next_cycle,
+                "model_state": self.model_state, "optimizer_state": self.optimizer_state,
+                "classifier_state": self.classifier_state,
+                "classifier_optimizer_state": self.classifier_optimizer_state, "rows": self.rows}
+
+    def keep(self, result: TrainResult) -> None:
+        """Carry a training phase's weights and optimisers into the next cycle."""
+        self.model_state, self.optimizer_state = result.model_state, result.optimizer_state
+        if result.classifier_state is not None:
+            self.classifier_state = result.classifier_state
+            self.classifier_optimizer_state = result.classifier_optimizer_state
+
+
+class ALACTrial(TrialRunner):
+    """Runs one AL-AC trial into ``out_dir`` (``checkpoint.pt``, ``rows.parquet``, and
+    ``examples.npz`` after the last cycle)."""
+
+    method = "alac"
+    validate = staticmethod(validate_alac)
+
+    def __init__(self, config: ExperimentConfig, out_dir, log=print, trial_id: str = "local"):
+        super().__init__(config, out_dir, log=log, trial_id=trial_id)
+        al = config.alac
+        self.sizes = cycle_sizes(al.initial, al.per_cycle, al.budget)
+        self._labeled_cache: dict[str, tuple[int, np.ndarray]] = {}
+
+    # ------------------------------------------------------------------ state
+    def fresh_state(self) -> ALACState:
+        labels = LabelState(self.pool.ids)
+        rng = np.random.default_rng([self.config.seed, 0, PURPOSE_INITIAL])
+        first = rng.choice(len(self.pool), size=self.config.alac.initial, replace=False)
+        labels.label([self.pool.ids[i] for i in sorted(first)], cycle=1)
+        return ALACState(labels, 1, to_bytes(initial_model(self.config).state_dict()), None, None, None, [])
+
+    def restore_state(self, saved: dict) -> ALACState:
+        labels = LabelState(self.pool.ids)
+        labels.load_state_dict(saved["labels"])
+        return ALACState(labels, saved["next_cycle"], saved["model_state"], saved["optimizer_state"],
+                         saved["classifier_state"], saved["classifier_optimizer_state"], saved["rows"])
+
+    def cycles(self) -> list[int]:
+        return list(range(1, len(self.sizes) + 1))
+
+    # ------------------------------------------------------------------ phases
+    def _train(self, cycle: int, alignment: bool) -> TrainResult:
+        cfg, state = self.config, self.state
+        job = TrainJob(
+            dataset=cfg.dataset, labeled_ids=state.labels.labeled_ids,
+            unlabeled_ids=state.labels.unlabeled_ids if alignment else [], alignment=alignment,
+            width=cfg.model.width, train=cfg.alac.train, alac=cfg.alac,
+            seed=derived_seed(cfg.seed, cycle, PURPOSE_TRAIN), model_state=state.model_state,
+            optimizer_state=state.optimizer_state, classifier_state=state.classifier_state,
+            classifier_optimizer_state=state.classifier_optimizer_state, torch_threads=cfg.ray.torch_threads,
+        )
+        return run_loop(run_training, job, cfg.ray, self.out_dir / "ray_train", f"{self.trial_id}_cycle{cycle}")
+
+    def _scorer_kwargs(self, split: str, classifier_state: bytes | None = None) -> dict:
+        cfg = self.config
+        return dict(dataset=cfg.dataset, split=split, width=cfg.model.width, model_state=self.state.model_state,
+                    classifier_state=classifier_state, levels=cfg.alac.levels, torch_threads=cfg.ray.torch_threads)
+
+    def _labeled_evidence(self, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Ground-truth counts and 1/8-resolution grid signatures of labeled images."""
+        for item_id in ids:
+            if item_id not in self._labeled_cache:
+                sample = load_sample(self.pool.by_id(item_id), self.config.dataset)
+                target = block_sum(sample.density.astype(np.float64), 8)
+                self._labeled_cache[item_id] = (sample.count, grid_signature(target, self.config.alac.levels))
+        counts = np.array([self._labeled_cache[i][0] for i in ids], dtype=np.float64)
+        return counts, np.stack([self._labeled_cache[i][1] for i in ids])
+
+    def _select(self, cycle: int) -> tuple[list[str], dict, float]:
+        """Score the unlabeled pool, pick the images labeled at ``cycle + 1`` and label them;
+        returns the ids, the selection's row columns and the scoring seconds."""
+        cfg, state = self.config, self.state
+        unlabeled = state.labels.unlabeled_ids
+        classifier = state.classifier_state if cfg.alac.alignment_every_cycle else None
+        t = time.perf_counter()
+        pool_scores = score_ids(self._scorer_kwargs(cfg.dataset.train_split, classifier), unlabeled, cfg.ray)
+        score_s = time.perf_counter() - t
+        labeled_counts, labeled_signatures = self._labeled_evidence(state.labels.labeled_ids)
+        k = self.sizes[cycle] - self.sizes[cycle - 1]
+        rng = np.random.default_rng([cfg.seed, cycle, PURPOSE_SELECT])
+        picked = select_batch(cfg.alac, pool_scores, labeled_counts, labeled_signatures, k, rng)
+        selected = [unlabeled[int(i)] for i in picked.selected]
+        state.labels.label(selected, cycle + 1)
+        return selected, selection_summary(picked, pool_scores["count"]), score_s
+
+    # ------------------------------------------------------------------ one cycle
+    def run_cycle(self, cycle: int) -> dict:
+        """Train, evaluate, and (but in the last cycle) select; returns the cycle's row."""
+        cfg, al, state = self.config, self.config.alac, self.state
+        n_cycles = len(self.sizes)
+        alignment = al.alignment and (cycle == n_cycles or al.alignment_every_cycle)
+        t = time.perf_counter()
+        result = self._train(cycle, alignment)
+        state.keep(result)
+        train_s, t = time.perf_counter() - t, time.perf_counter()
+        test_scores = score_ids(self._scorer_kwargs(cfg.dataset.test_split), self.test.ids, cfg.ray)
+        mae, rmse = mae_rmse(test_scores["count"], test_scores["true_count"])
+        evaluate_s, t = time.perf_counter() - t, time.perf_counter()
+        selected, selection_report, score_s = self._select(cycle) if cycle < n_cycles else ([], NO_SELECTION, 0.0)
+        select_s = time.perf_counter() - t - score_s
+        labeled_now = [i for i in state.labels.labeled_ids if state.labels.cycle_of(i) <= cycle]
+        return {
+            "stage": "cycle", "n_labeled": len(labeled_now),
+            "labeled_points": int(sum(self._count(i) for i in labeled_now)),
+            "mae": mae, "rmse": rmse, "train_seconds": train_s, "score_seconds": score_s,
+            "select_seconds": select_s, "evaluate_seconds": evaluate_s,
+            "strategy": al.strategy, "alignment": alignment,
+            "n_cycles": n_cycles, "train_steps": result.steps, "train_loss": result.mean_loss,
+            "selected_ids": json.dumps(selected), "labeled_ids": json.dumps(labeled_now), **selection_report,
+        }
+
+    def describe(self, row: dict) -> str:
+        return (f"[{self.trial_id}] cycle {row['cycle']}/{row['n_cycles']}: {row['n_labeled']} labeled, MAE "
+                f"{row['mae']:.2f} RMSE {row['rmse']:.2f} (train {row['train_seconds']:.1f} s, score "
+                f"{row['score_seconds']:.1f} s, select {row['select_seconds']:.2f} s, evaluate "
+                f"{row['evaluate_seconds']:.1f} s"
+                f"{', aligned' if row['alignment'] else ''})")
+
+    def after_cycle(self, cycle: int, row: dict) -> None:
+        if cycle == len(self.sizes):
+            self._write_examples()
+
+    def _write_examples(self, n: int = 3) -> None:
+        kwargs = self._scorer_kwargs(self.config.dataset.test_split)
+        kwargs.pop("levels"), kwargs.pop("classifier_state")
+        save_npz_atomic(self.out_dir / EXAMPLES, **density_examples(kwargs, self.test.ids[:n]))
+
+    def _count(self, item_id: str) -> int:
+        if item_id in self._labeled_cache:
+            return self._labeled_cache[item_id][0]
+        return self.pool.by_id(item_id).count
+

@@ -1,0 +1,18 @@
+"""Results -> the papers' tables and figures.
+
+``tables`` reads results Parquets and summarises trials (mean ± std per setting, per cycle),
+``paper`` holds the papers' numbers from the configs, ``render`` writes markdown / LaTeX / CSV,
+``figures`` the PNGs; ``python -m orchestrator.report`` is the command (``__main__``).
+"""
+
+from orchestrator.report.render import render_table, report_text
+from orchestrator.report.tables import REQUIRED_COLUMNS, ReportError
+
+__all__ = ["REQUIRED_COLUMNS", "ReportError", "main", "render_table", "report_text"]
+
+
+def main(argv=None) -> int:
+    """``python -m orchestrator.report`` as a function."""
+    from orchestrator.report.__main__ import main as cli_main
+
+    return cli_main(argv)

@@ -2,6 +2,7 @@
 
 * :class:`CSRNet` (+ :class:`DomainClassifier`, gradient reversal, latent MixUp, AL-AC losses)
 * :class:`CSSCCNN` (feature extractor, rotation head, density head, freezing for stage 2)
+* label-free pretext tasks for a front end (:mod:`models.pretext`: rotation prediction)
 * input normalisation per network (:mod:`models.normalize`)
 * state_dict naming maps and checked loading (:mod:`models.naming`)
 
@@ -24,11 +25,14 @@ from models.losses import (
 from models.mixup import DEFAULT_MIXUP_ALPHA, LatentMixUp, latent_mixup, sample_mixup_weights
 from models.naming import StateDictMismatchError, load_state_dict_checked
 from models.normalize import normalize_csrnet, normalize_cssccnn
+from models.pretext import RotationHead, rotated_views
 
 #: Network name -> class, as used by configs and the evaluate CLI.
 MODEL_CLASSES = MappingProxyType({"csrnet": CSRNet, "cssccnn": CSSCCNN})
 
 __all__ = [
+    "RotationHead",
+    "rotated_views",
     "CSRNet",
     "CSSCCNN",
     "DomainClassifier",

@@ -43,6 +43,13 @@ BACKEND_CONFIG: tuple[int, ...] = (512, 512, 512, 256, 128, 64)
 FRONTEND_CONV_INDICES: tuple[int, ...] = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21)
 #: Indices of the convs inside ``backend``.
 BACKEND_CONV_INDICES: tuple[int, ...] = (0, 2, 4, 6, 8, 10)
+#: Initialisations of the convs (biases 0 in both): ``normal`` = N(0, 0.01) everywhere
+#: (CSRNet-pytorch; meant for a back end behind an ImageNet front end: from random weights the
+#: activations vanish through the 16-layer ReLU stack and the network predicts its output bias);
+#: ``kaiming`` = He normal (fan_in, gain sqrt 2) for every ReLU conv of the front and back end,
+#: made for a random start of a deep ReLU stack without BatchNorm; the 1x1 density head keeps
+#: N(0, 0.01) in both.
+INITS: tuple[str, ...] = ("normal", "kaiming")
 
 
 def _make_layers(config, in_channels: int, width: float, dilation: int) -> tuple[nn.Sequential, int]:
@@ -66,10 +73,11 @@ class CSRNet(nn.Module):
         width: channel multiplier, ``1.0`` = the paper's network; every conv gets
             ``max(1, round(c * width))`` output channels (``0.25`` is a ~1 M-parameter copy of
             the same network for tests and CPU demos).
-        generator: seeds the initialisation (every conv ``N(0, 0.01)``, biases 0, as in
-            CSRNet-pytorch). ``None`` uses a fresh generator seeded 0, so unseeded networks
-            are identical. ImageNet front-end weights are loaded afterwards by
-            ``orchestrator.core.weights``.
+        generator: seeds the initialisation. ``None`` uses a fresh generator seeded 0, so
+            unseeded networks are identical. ImageNet front-end weights are loaded afterwards
+            by ``orchestrator.core.weights``.
+        init: ``"normal"`` (every conv ``N(0, 0.01)``, as in CSRNet-pytorch) or ``"kaiming"``
+            (He normal for the ReLU convs, the density head ``N(0, 0.01)``); see :data:`INITS`.
 
     Input: normalised images ``(B, 3, H, W)`` float (see :meth:`normalize`), any ``H, W >= 1``.
     Output of :meth:`forward`: density ``(B, 1, ceil(H/8), ceil(W/8))``, people per output
@@ -79,8 +87,10 @@ class CSRNet(nn.Module):
     #: ``(H, W, 3)``/``(B, 3, H, W)`` uint8 0..255 or float 0..1 -> ImageNet-normalised float32.
     normalize = staticmethod(normalize_csrnet)
 
-    def __init__(self, width: float = 1.0, generator: torch.Generator | None = None):
+    def __init__(self, width: float = 1.0, generator: torch.Generator | None = None, init: str = "normal"):
         super().__init__()
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {init!r}")
         self.width = check_width(width)
         self.frontend, channels = _make_layers(FRONTEND_CONFIG, 3, self.width, dilation=1)
         self.backend, channels = _make_layers(BACKEND_CONFIG, channels, self.width, dilation=2)
@@ -90,7 +100,10 @@ class CSRNet(nn.Module):
         gen = default_generator(generator)
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
-                nn.init.normal_(module.weight, mean=0.0, std=0.01, generator=gen)
+                if init == "kaiming" and module is not self.density_head:
+                    nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu", generator=gen)
+                else:
+                    nn.init.normal_(module.weight, mean=0.0, std=0.01, generator=gen)
                 nn.init.zeros_(module.bias)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

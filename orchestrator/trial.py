@@ -23,9 +23,11 @@ from orchestrator.data import DatasetError
 TRIAL_RUNNERS = {runner.method: runner for runner in (ALACTrial, CSSCCNNTrial)}
 
 
-def make_trial(config: ExperimentConfig, out_dir: str | Path, log=print, trial_id: str = "local"):
-    """The trial runner for ``config.method``; validates everything before any work."""
-    return TRIAL_RUNNERS[config.method](config, out_dir, log=log, trial_id=trial_id)
+def make_trial(config: ExperimentConfig, out_dir: str | Path, log=print, trial_id: str = "local",
+               cache_dir: str | Path | None = None):
+    """The trial runner for ``config.method``; validates everything before any work.
+    ``cache_dir``: work shared between trials (default: ``cache/`` beside ``out_dir``)."""
+    return TRIAL_RUNNERS[config.method](config, out_dir, log=log, trial_id=trial_id, cache_dir=cache_dir)
 
 
 def validate_experiment(config: ExperimentConfig) -> None:
@@ -44,11 +46,14 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="trial seed (default: the config's)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. train.epochs=2")
     parser.add_argument("--out", required=True, help="trial folder (rows.parquet, checkpoint.pt)")
+    parser.add_argument("--cache", default=None, metavar="DIR",
+                        help="work shared between trials, e.g. the label-free pretraining (default: OUT/../cache)")
     parser.add_argument("--fail-after-cycle", type=int, default=None, help=argparse.SUPPRESS)  # resume tests
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config, args.scale, args.set, seed=args.seed)
-        trial = make_trial(config, args.out, log=lambda msg: print(msg, file=sys.stderr, flush=True))
+        trial = make_trial(config, args.out, log=lambda msg: print(msg, file=sys.stderr, flush=True),
+                           cache_dir=args.cache)
     except (ConfigError, DatasetError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -168,3 +168,17 @@ def test_grl_only_ablation_changes_only_the_aligned_cycle(tmp_path):
     grl_only = ALACTrial(smoke_config("alac.mixup=false"), tmp_path / "grl", log=quiet).run()
     assert list(grl_only["train_loss"][:2]) == list(with_mixup["train_loss"][:2])  # not aligned yet
     assert grl_only["train_loss"].iloc[2] != with_mixup["train_loss"].iloc[2]  # no mixed-sample term
+
+
+def test_the_paper_rs_baseline_labels_m_images_once_and_trains_one_cycle(tmp_path):
+    """RS (Baseline): the trial's first m0 images plus M - m0 more at random, one training of a
+    cycle's length from the initial weights, no alignment, the same for every m."""
+    rows = ALACTrial(smoke_config("alac.strategy=rs_baseline"), tmp_path / "rs", log=quiet).run()
+    assert list(rows["cycle"]) == [1] and int(rows["n_labeled"].iloc[0]) == 9 and not rows["alignment"].iloc[0]
+    labeled = json.loads(rows["labeled_ids"].iloc[0])
+    first = ALACTrial(smoke_config(), "/tmp/unused", log=quiet).fresh_state().labels.labeled_ids
+    assert labeled[:len(first)] == first  # paired with the strategies' trials of the same seed
+    other_m = ALACTrial(smoke_config("alac.strategy=rs_baseline", "alac.per_cycle=2"), tmp_path / "m2", log=quiet).run()
+    assert json.loads(other_m["labeled_ids"].iloc[0]) == labeled and other_m["mae"].iloc[0] == rows["mae"].iloc[0]
+    with pytest.raises(ConfigError, match="unknown strategy 'rs'"):
+        smoke_config("alac.strategy=rs") and ALACTrial(smoke_config("alac.strategy=rs"), tmp_path / "x", log=quiet)

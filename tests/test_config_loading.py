@@ -17,7 +17,7 @@ method: alac
 seed: 1
 trials: 1
 dataset: {name: synthetic, options: {n_train: 16, n_test: 6, seed: 0, height: 128, width: 128}}
-model: {width: 0.125}
+model: {width: 0.125, init: normal}
 train: {lr: 1.0e-5, momentum: 0.95, weight_decay: 5.0e-4, epochs: 1, reference_total: 8}
 alac: {initial: 4, per_cycle: 4, budget: 12, strategy: pssw, alignment: true}
 ray: {train_workers: 0, score_actors: 0, torch_threads: 1}

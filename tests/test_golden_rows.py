@@ -1,6 +1,7 @@
 """The same smoke AL-AC and CSS-CCNN trials give the same rows as when the goldens were
 recorded (issue 11's restructuring was checked this way: every column but timings and the
-code version equal). Regenerate on purpose only: ``python tests/test_golden_rows.py --write``."""
+code version equal). Columns added later are not compared; the recorded ones must not move.
+Regenerate on purpose only: ``python tests/test_golden_rows.py --write``."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ def run_golden(method: str, out: Path) -> list[dict]:
 def test_smoke_trial_rows_equal_the_golden_rows(method, tmp_path):
     expected = json.loads((GOLDEN / f"{method}_smoke_rows.json").read_text())
     got = run_golden(method, tmp_path)
-    assert [sorted(r) for r in got] == [sorted(r) for r in expected]
+    assert len(got) == len(expected)
+    assert all(set(want) <= set(row) for row, want in zip(got, expected))  # new columns may be added
     for cycle, (row, want) in enumerate(zip(got, expected), start=1):
         for key, value in want.items():
             if isinstance(value, float):

@@ -251,3 +251,22 @@ def test_cost_matrix_is_squared_difference():
 def test_bad_input_raises_value_error(call):
     with pytest.raises(ValueError):
         call()
+
+
+def test_exact_backend_is_the_sorted_matching_w2_and_pulls_inflated_counts_down():
+    """``backend="exact"``: the converged (epsilon -> 0) squared W2 of two 1-D samples. For equal
+    sizes it is the mean squared difference of the sorted values; for unequal sizes it equals the
+    equal-size value of the samples repeated to a common length. Its gradient shrinks predictions
+    that are too large (the reference loop at epsilon 0.1 / 100 iterations can push them up)."""
+    rng = np.random.default_rng(0)
+    x = torch.tensor(rng.gamma(2.0, 2.0, 64), dtype=torch.float64, requires_grad=True)
+    y = torch.tensor(rng.gamma(2.0, 2.0, 64), dtype=torch.float64)
+    exact = SinkhornConfig(backend="exact")
+    expected = ((torch.sort(x.detach()).values - torch.sort(y).values) ** 2).mean()
+    assert float(sinkhorn_loss(x, y, exact)) == pytest.approx(float(expected), rel=1e-12)
+    small, large = torch.tensor([1.0, 4.0, 2.0], dtype=torch.float64), torch.tensor([0.5, 3.0], dtype=torch.float64)
+    repeated = ((torch.sort(small.repeat_interleave(2)).values - torch.sort(large.repeat_interleave(3)).values) ** 2).mean()
+    assert float(sinkhorn_loss(small, large, exact)) == pytest.approx(float(repeated), rel=1e-12)
+    inflated = (3.0 * x.detach()).requires_grad_(True)
+    sinkhorn_loss(inflated, y, exact).backward()
+    assert float(inflated.grad.sum()) > 0  # gradient descent lowers the inflated counts

@@ -8,10 +8,17 @@ import numpy as np
 import selection
 from orchestrator.config import ALConfig, ConfigError
 
+#: The paper's "RS (Baseline)": M images drawn at random from the seed (the trial's first m0
+#: included, so it pairs with the strategies' trials), trained once for one cycle's epochs from
+#: the initial weights, without distribution alignment. Not a selection strategy: no cycles.
+#: (``random`` is the cycle-by-cycle random selection inside the AL loop.)
+ONE_SHOT_RANDOM = "rs_baseline"
+
 
 def check_strategy(name: str) -> None:
-    if name not in selection.STRATEGIES:
-        raise ConfigError(f"alac.strategy: unknown strategy {name!r}; known: {sorted(selection.STRATEGIES)}")
+    if name not in selection.STRATEGIES and name != ONE_SHOT_RANDOM:
+        known = sorted([*selection.STRATEGIES, ONE_SHOT_RANDOM])
+        raise ConfigError(f"alac.strategy: unknown strategy {name!r}; known: {known}")
 
 
 def make_strategy(al: ALConfig):

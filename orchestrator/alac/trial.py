@@ -4,6 +4,9 @@ Cycle t (1-based) trains on the labeled set V_t (continuing from cycle t-1's wei
 optimiser), evaluates on the test split, and — unless it is the last cycle — scores the
 unlabeled pool and selects the images labeled at cycle t+1. The last cycle may train with
 distribution alignment (GRL classifier + latent MixUp over labeled and unlabeled patches).
+``alac.strategy: rs_baseline`` is the paper's RS baseline instead: all M images labeled at
+once (the first m0 as every strategy's, the rest at random from the seed), one cycle, no
+alignment. Every row also carries the Mean baseline of its labeled images.
 
 Reproducibility and resume: every random choice draws from a generator seeded by
 ``(seed, cycle, purpose)`` — the initial m0 images from ``seed`` alone, so every strategy with
@@ -19,14 +22,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from models import CSRNet
 from orchestrator.alac.labels import LabelState
+from orchestrator.alac.pretrain import pretrained_frontend
 from orchestrator.alac.scoring import density_examples, score_ids
-from orchestrator.alac.strategy import select_batch
+from orchestrator.alac.strategy import ONE_SHOT_RANDOM, select_batch
 from orchestrator.alac.train import TrainJob, TrainResult, run_training
 from orchestrator.alac.validate import validate_alac
 from orchestrator.config import ExperimentConfig
@@ -43,7 +48,7 @@ from selection import grid_signature
 __all__ = ["ALACTrial", "InjectedFailure", "cycle_sizes", "initial_model", "validate_alac"]
 
 EXAMPLES = "examples.npz"
-PURPOSE_INITIAL, PURPOSE_TRAIN, PURPOSE_SELECT = 0, 1, 2
+PURPOSE_INITIAL, PURPOSE_TRAIN, PURPOSE_SELECT, PURPOSE_ONE_SHOT = 0, 1, 2, 3
 #: Pools up to this size keep every predicted count in the rows (for the partition figure).
 MAX_COUNTS_IN_ROWS = 20_000
 NO_SELECTION = {"partition_breaks": "[]", "pool_predicted_counts": "[]", "selected_partitions": "[]"}
@@ -68,16 +73,28 @@ def selection_summary(result, pool_counts: np.ndarray) -> dict:
     }
 
 
-def initial_model(config: ExperimentConfig) -> CSRNet:
-    """Seeded initialisation, then ImageNet VGG16 front end and/or whole-network weights."""
+def initial_model(config: ExperimentConfig, cache_dir: str | Path | None = None, log=print) -> tuple[CSRNet, str]:
+    """The network a trial starts from, as ``model.start`` says, and how the label-free start
+    was obtained (``"computed"``, ``"cached"``, or ``""`` for the other starts): a seeded
+    initialisation (``model.resolved_init``), then the ImageNet VGG16 front end, the
+    self-supervised front end (cached under ``cache_dir``) and/or whole-network weights."""
     from orchestrator.core.weights import load_vgg16_imagenet, load_weights_into
 
-    model = CSRNet(width=config.model.width, generator=torch.Generator().manual_seed(config.seed))
-    if config.model.pretrained:
-        load_vgg16_imagenet(model, config.model.pretrained)
-    if config.model.weights:
-        load_weights_into(model, config.model.weights)
-    return model
+    model_cfg = config.model
+    model = CSRNet(width=model_cfg.width, generator=torch.Generator().manual_seed(config.seed),
+                   init=model_cfg.resolved_init)
+    note = ""
+    if model_cfg.resolved_start == "self_supervised":
+        if cache_dir is None:
+            raise ValueError("model.start self_supervised needs a cache folder for its pretraining")
+        frontend, hit = pretrained_frontend(config, cache_dir, log=log)
+        model.frontend.load_state_dict(frontend)
+        note = "cached" if hit else "computed"
+    if model_cfg.pretrained:
+        load_vgg16_imagenet(model, model_cfg.pretrained)
+    if model_cfg.weights:
+        load_weights_into(model, model_cfg.weights)
+    return model, note
 
 
 @dataclasses.dataclass
@@ -91,12 +108,14 @@ class ALACState:
     classifier_state: bytes | None
     classifier_optimizer_state: bytes | None
     rows: list[dict]
+    pretraining: str = ""  # how the label-free start was obtained: "computed", "cached" or ""
 
     def state_dict(self) -> dict:
         return {"labels": self.labels.state_dict(), "next_cycle": self.next_cycle,
                 "model_state": self.model_state, "optimizer_state": self.optimizer_state,
                 "classifier_state": self.classifier_state,
-                "classifier_optimizer_state": self.classifier_optimizer_state, "rows": self.rows}
+                "classifier_optimizer_state": self.classifier_optimizer_state, "rows": self.rows,
+                "pretraining": self.pretraining}
 
     def keep(self, result: TrainResult) -> None:
         """Carry a training phase's weights and optimisers into the next cycle."""
@@ -113,10 +132,12 @@ class ALACTrial(TrialRunner):
     method = "alac"
     validate = staticmethod(validate_alac)
 
-    def __init__(self, config: ExperimentConfig, out_dir, log=print, trial_id: str = "local"):
-        super().__init__(config, out_dir, log=log, trial_id=trial_id)
+    def __init__(self, config: ExperimentConfig, out_dir, log=print, trial_id: str = "local", cache_dir=None):
+        super().__init__(config, out_dir, log=log, trial_id=trial_id, cache_dir=cache_dir)
         al = config.alac
-        self.sizes = cycle_sizes(al.initial, al.per_cycle, al.budget)
+        #: The paper's RS baseline labels all M images at once and trains one cycle.
+        self.one_shot = al.strategy == ONE_SHOT_RANDOM
+        self.sizes = [al.budget] if self.one_shot else cycle_sizes(al.initial, al.per_cycle, al.budget)
         self._labeled_cache: dict[str, tuple[int, np.ndarray]] = {}
 
     # ------------------------------------------------------------------ state
@@ -125,13 +146,20 @@ class ALACTrial(TrialRunner):
         rng = np.random.default_rng([self.config.seed, 0, PURPOSE_INITIAL])
         first = rng.choice(len(self.pool), size=self.config.alac.initial, replace=False)
         labels.label([self.pool.ids[i] for i in sorted(first)], cycle=1)
-        return ALACState(labels, 1, to_bytes(initial_model(self.config).state_dict()), None, None, None, [])
+        if self.one_shot:  # the rest of the M images at random, from the seed alone
+            rest = labels.unlabeled_ids
+            more = np.random.default_rng([self.config.seed, 0, PURPOSE_ONE_SHOT]).choice(
+                len(rest), size=self.config.alac.budget - self.config.alac.initial, replace=False)
+            labels.label([rest[i] for i in sorted(more)], cycle=1)
+        model, pretraining = initial_model(self.config, self.cache_dir, log=self.log)
+        return ALACState(labels, 1, to_bytes(model.state_dict()), None, None, None, [], pretraining)
 
     def restore_state(self, saved: dict) -> ALACState:
         labels = LabelState(self.pool.ids)
         labels.load_state_dict(saved["labels"])
         return ALACState(labels, saved["next_cycle"], saved["model_state"], saved["optimizer_state"],
-                         saved["classifier_state"], saved["classifier_optimizer_state"], saved["rows"])
+                         saved["classifier_state"], saved["classifier_optimizer_state"], saved["rows"],
+                         saved.get("pretraining", ""))
 
     def cycles(self) -> list[int]:
         return list(range(1, len(self.sizes) + 1))
@@ -186,33 +214,41 @@ class ALACTrial(TrialRunner):
         """Train, evaluate, and (but in the last cycle) select; returns the cycle's row."""
         cfg, al, state = self.config, self.config.alac, self.state
         n_cycles = len(self.sizes)
-        alignment = al.alignment and (cycle == n_cycles or al.alignment_every_cycle)
+        alignment = al.alignment and not self.one_shot and (cycle == n_cycles or al.alignment_every_cycle)
         t = time.perf_counter()
         result = self._train(cycle, alignment)
         state.keep(result)
         train_s, t = time.perf_counter() - t, time.perf_counter()
         test_scores = score_ids(self._scorer_kwargs(cfg.dataset.test_split), self.test.ids, cfg.ray)
         mae, rmse = mae_rmse(test_scores["count"], test_scores["true_count"])
+        labeled_now = [i for i in state.labels.labeled_ids if state.labels.cycle_of(i) <= cycle]
+        mean_mae, mean_rmse = self._mean_baseline(labeled_now, test_scores["true_count"])
         evaluate_s, t = time.perf_counter() - t, time.perf_counter()
         selected, selection_report, score_s = self._select(cycle) if cycle < n_cycles else ([], NO_SELECTION, 0.0)
         select_s = time.perf_counter() - t - score_s
-        labeled_now = [i for i in state.labels.labeled_ids if state.labels.cycle_of(i) <= cycle]
         return {
             "stage": "cycle", "n_labeled": len(labeled_now),
             "labeled_points": int(sum(self._count(i) for i in labeled_now)),
-            "mae": mae, "rmse": rmse, "train_seconds": train_s, "score_seconds": score_s,
+            "mae": mae, "rmse": rmse, "mean_baseline_mae": mean_mae, "mean_baseline_rmse": mean_rmse,
+            "model_start": cfg.model.resolved_start, "pretraining": state.pretraining,
+            "train_seconds": train_s, "score_seconds": score_s,
             "select_seconds": select_s, "evaluate_seconds": evaluate_s,
             "strategy": al.strategy, "alignment": alignment,
             "n_cycles": n_cycles, "train_steps": result.steps, "train_loss": result.mean_loss,
             "selected_ids": json.dumps(selected), "labeled_ids": json.dumps(labeled_now), **selection_report,
         }
 
+    def _mean_baseline(self, labeled_ids: list[str], test_true: np.ndarray) -> tuple[float, float]:
+        """MAE/RMSE of predicting every test image as the mean count of the labeled images: what
+        a counter must beat to have learned anything from them."""
+        mean = float(np.mean([self._count(i) for i in labeled_ids]))
+        return mae_rmse(np.full(len(test_true), mean), test_true)
+
     def describe(self, row: dict) -> str:
         return (f"[{self.trial_id}] cycle {row['cycle']}/{row['n_cycles']}: {row['n_labeled']} labeled, MAE "
-                f"{row['mae']:.2f} RMSE {row['rmse']:.2f} (train {row['train_seconds']:.1f} s, score "
-                f"{row['score_seconds']:.1f} s, select {row['select_seconds']:.2f} s, evaluate "
-                f"{row['evaluate_seconds']:.1f} s"
-                f"{', aligned' if row['alignment'] else ''})")
+                f"{row['mae']:.2f} RMSE {row['rmse']:.2f} (Mean baseline {row['mean_baseline_mae']:.2f}; train "
+                f"{row['train_seconds']:.1f} s, score {row['score_seconds']:.1f} s, select {row['select_seconds']:.2f} s, "
+                f"evaluate {row['evaluate_seconds']:.1f} s{', aligned' if row['alignment'] else ''})")
 
     def after_cycle(self, cycle: int, row: dict) -> None:
         if cycle == len(self.sizes):

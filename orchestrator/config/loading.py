@@ -13,8 +13,13 @@ from typing import Any
 import yaml
 
 from orchestrator.config.schema import (
+    INITS,
     METHODS,
+    OPTIMIZERS,
+    PRETEXT_TASKS,
     SCALES,
+    SCHEDULES,
+    STARTS,
     ConfigError,
     ExperimentConfig,
     StageConfig,
@@ -241,6 +246,7 @@ def validate(config: ExperimentConfig) -> None:
     if config.model.width <= 0:
         raise ConfigError(f"model.width: must be > 0, got {config.model.width}")
     _validate_ray(config.ray)
+    _validate_model(config)
     for key, values in config.grid.items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"grid.{key}: must be a non-empty list of values")
@@ -259,3 +265,39 @@ def _validate_ray(ray) -> None:
             raise ConfigError(f"ray.{name} must be > 0, got {getattr(ray, name)}")
     if ray.use_gpu and not ray.gpus_per_worker > 0:
         raise ConfigError(f"ray.gpus_per_worker must be > 0 with ray.use_gpu, got {ray.gpus_per_worker}")
+
+
+def _validate_model(config: ExperimentConfig) -> None:
+    """``model.start`` against the weight sources it needs, ``model.init``, the pretext settings
+    and AL-AC's optimiser (files are checked by each method's validator)."""
+    model = config.model
+    if model.start is not None and model.start not in STARTS:
+        raise ConfigError(f"model.start: unknown start {model.start!r}; choose from {list(STARTS)}")
+    if model.init is not None and model.init not in INITS:
+        raise ConfigError(f"model.init: unknown init {model.init!r}; choose from {list(INITS)}")
+    start = model.resolved_start
+    needs = {"imagenet": "pretrained", "weights": "weights"}
+    if start in needs and not getattr(model, needs[start]):
+        raise ConfigError(f"model.start {start} needs model.{needs[start]} (a file or URL)")
+    for other in ("pretrained", "weights"):
+        if getattr(model, other) and needs.get(start) != other and not (start == "weights" and other == "pretrained"):
+            raise ConfigError(f"model.start {start} does not use model.{other} ({getattr(model, other)}); "
+                              f"drop one of them")
+    ssl = model.self_supervised
+    if ssl.task not in PRETEXT_TASKS:
+        raise ConfigError(f"model.self_supervised.task: unknown task {ssl.task!r}; choose from {list(PRETEXT_TASKS)}")
+    for name in ("steps", "crops"):
+        if getattr(ssl, name) < 1:
+            raise ConfigError(f"model.self_supervised.{name} must be >= 1, got {getattr(ssl, name)}")
+    if ssl.crop < 8 or ssl.crop % 8:
+        raise ConfigError(f"model.self_supervised.crop must be a positive multiple of 8, got {ssl.crop}")
+    if not ssl.lr > 0:
+        raise ConfigError(f"model.self_supervised.lr must be > 0, got {ssl.lr}")
+    if not 0 < config.alac.train.patch_side <= 1:
+        raise ConfigError(f"alac.train.patch_side must lie in (0, 1], got {config.alac.train.patch_side}")
+    if config.alac.train.schedule not in SCHEDULES:
+        raise ConfigError(f"alac.train.schedule: unknown schedule {config.alac.train.schedule!r}; "
+                          f"choose from {list(SCHEDULES)}")
+    if config.alac.train.optimizer not in OPTIMIZERS:
+        raise ConfigError(f"alac.train.optimizer: unknown optimizer {config.alac.train.optimizer!r}; "
+                          f"choose from {list(OPTIMIZERS)}")

@@ -9,6 +9,13 @@ import dataclasses
 
 SCALES = ("smoke", "demo", "paper")
 METHODS = ("alac", "cssccnn")
+#: How a network starts (``model.start``); ``None`` in a config = inferred, see ModelConfig.
+STARTS = ("random", "imagenet", "self_supervised", "weights")
+#: CSRNet initialisations (= ``models.csrnet.INITS``; not imported, configs load without torch).
+INITS = ("normal", "kaiming")
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "cosine")
+PRETEXT_TASKS = ("rotation", "zoom")
 
 
 class ConfigError(ValueError):
@@ -32,21 +39,72 @@ class DatasetConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class PretextConfig:
+    """The label-free start of a CSRNet front end (``model.start: self_supervised``): trained on
+    the pool's own images (unlabeled, so legitimate for an active learner) with a pretext task.
+    ``rotation``: each step takes ``crops`` random ``crop`` x ``crop`` crops (flipped at random),
+    shows each in all four rotations, and trains the front end + a small head (2 x 2 average
+    pool -> linear -> 4 logits) with cross entropy, ``steps`` Adam steps at ``lr``. ``zoom``: the
+    same, with each of ``crops`` centres seen at four zooms (1, 1.25, 1.5, 2 crop sides, resized
+    to ``crop``) and the head telling which."""
+
+    task: str = "rotation"
+    steps: int = 300
+    crops: int = 4
+    crop: int = 64
+    lr: float = 1e-3
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """Network width (1.0 = the paper's) and optional initial weights: ``pretrained`` = ImageNet
-    VGG16 (torchvision ``features.N.*`` naming, file or URL) for the CSRNet front end, as in the
-    paper; ``weights`` = a whole network (CSRNet-pytorch checkpoint or one of ours). Both None =
-    seeded random initialisation."""
+    """Network width (1.0 = the paper's) and how the network starts.
+
+    ``start``: ``imagenet`` (the paper's: ImageNet VGG16 front end from ``pretrained``, a file or
+    URL in torchvision ``features.N.*`` naming), ``weights`` (a whole network from ``weights``:
+    CSRNet-pytorch or ours), ``self_supervised`` (the front end pretrained label-free on the pool,
+    see :class:`PretextConfig`; cached, computed once per dataset, width, seed and settings) or
+    ``random``. ``None`` = inferred: ``weights`` when ``weights`` is set, else ``imagenet`` when
+    ``pretrained`` is set, else ``random``.
+
+    ``init`` of what is not loaded (``INITS``): ``normal`` = N(0, 0.01), the paper's for a back
+    end behind the ImageNet front end; ``kaiming`` = He, made for a randomly started deep ReLU
+    stack. ``None`` = ``normal`` behind ImageNet or whole-network weights, ``kaiming`` otherwise.
+    CSRNet only (CSS-CCNN has its own initialisation)."""
 
     width: float = 1.0
     pretrained: str | None = None
     weights: str | None = None
+    start: str | None = None
+    init: str | None = None
+    self_supervised: PretextConfig = dataclasses.field(default_factory=PretextConfig)
+
+    @property
+    def resolved_start(self) -> str:
+        if self.start is not None:
+            return self.start
+        return "weights" if self.weights else "imagenet" if self.pretrained else "random"
+
+    @property
+    def resolved_init(self) -> str:
+        if self.init is not None:
+            return self.init
+        return "normal" if self.resolved_start in ("imagenet", "weights") else "kaiming"
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """AL-AC's regressor training per cycle, ``alac.train`` (METHOD.md: SGD lr 1e-7, momentum
-    0.95, weight decay 5e-4, 100 epochs, 2 patches per minibatch, patches augmented to 1200)."""
+    0.95, weight decay 5e-4, 100 epochs, 2 patches per minibatch, patches augmented to 1200).
+
+    ``optimizer``: ``sgd`` (the paper's; ``momentum`` applies) or ``adam`` (default betas,
+    ``momentum`` unused); ``weight_decay`` is the L2 term of either. The distribution classifier
+    is trained by the same kind of optimiser. ``patch_side``: training patches' side as a
+    fraction of the image's (0.5 = the paper's quarter-size patches). ``schedule``: the learning
+    rate within a cycle, ``constant`` (the paper's) or ``cosine`` (``lr`` down to 0 by the
+    cycle's end, restarting each cycle, so a cycle ends on small steps rather than on wherever
+    the last large one lands)."""
+
+    optimizer: str = "sgd"
 
     lr: float = 1e-7
     momentum: float = 0.95
@@ -54,6 +112,8 @@ class TrainConfig:
     epochs: int = 100
     reference_total: int = 1200
     max_steps_per_epoch: int | None = None
+    patch_side: float = 0.5  # patch side / image side: 0.5 = the paper's quarter-size patches
+    schedule: str = "constant"  # learning rate over a cycle: constant (the paper's) or cosine (to 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,13 +139,17 @@ class ALConfig:
 class StageConfig:
     """One CSS-CCNN training stage's schedule and SGD optimiser: ``cssccnn.stage1`` (rotation
     self-supervision) or ``cssccnn.stage2`` (Sinkhorn matching; also the labeled baselines,
-    at ``supervised_lr``)."""
+    at ``supervised_lr``). ``steps_per_epoch`` (None: ``cssccnn.steps_per_epoch``, itself None =
+    one pass over the train images) sets this stage's steps between two validations;
+    ``optimizer`` is ``sgd`` (the paper's) or ``adam`` (momentum then unused)."""
 
     epochs: int = 100
     lr: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 1e-4
     batch: int = 4
+    steps_per_epoch: int | None = None
+    optimizer: str = "sgd"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -47,10 +47,12 @@ class TrialRunner:
     method: ClassVar[str] = ""
 
     def __init__(self, config: ExperimentConfig, out_dir: str | Path, log: Callable[[str], None] = print,
-                 trial_id: str = "local"):
+                 trial_id: str = "local", cache_dir: str | Path | None = None):
         if config.method != self.method:
             raise ConfigError(f"method must be {self.method!r} for this trial runner, got {config.method!r}")
         self.config, self.out_dir, self.log, self.trial_id = config, Path(out_dir), log, trial_id
+        #: Work shared between trials (e.g. a label-free pretraining); beside the trial by default.
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else self.out_dir.parent / "cache"
         self.pool = open_split(config.dataset, config.dataset.train_split)  # DatasetError early
         self.test = open_split(config.dataset, config.dataset.test_split)
         self.validate(config, len(self.pool))

@@ -231,7 +231,7 @@ def _train_epoch(job: StageJob, epoch: int, data: _StageData, model, optimizer, 
                  rank: int, world_size: int) -> tuple[float, int]:
     """One epoch of this rank's share of the steps; returns (loss sum, steps)."""
     css = job.css
-    steps_total = css.steps_per_epoch or max(1, len(data.train) // job.batch)
+    steps_total = job.schedule.steps_per_epoch or css.steps_per_epoch or max(1, len(data.train) // job.batch)
     usable = steps_total - steps_total % world_size
     sizes = [p.image.shape[:2] for p in data.train]
     labeled_sizes = [p.image.shape[:2] for p in data.labeled]
@@ -267,7 +267,10 @@ def run_stage(job: StageJob, rank: int = 0, world_size: int = 1, device: str | t
     model = build_model(job, device)
     params = [p for p in model.parameters() if p.requires_grad]
     sgd = job.schedule
-    optimizer = torch.optim.SGD(params, lr=sgd.lr, momentum=sgd.momentum, weight_decay=sgd.weight_decay)
+    if sgd.optimizer == "adam":
+        optimizer = torch.optim.Adam(params, lr=sgd.lr, weight_decay=sgd.weight_decay)
+    else:
+        optimizer = torch.optim.SGD(params, lr=sgd.lr, momentum=sgd.momentum, weight_decay=sgd.weight_decay)
     data = _stage_data(job)
     losses = StageLosses(job, model, data.holdout, device)
     selector = _selector(job)

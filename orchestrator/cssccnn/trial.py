@@ -104,8 +104,8 @@ class CSSCCNNTrial(TrialRunner):
     method = "cssccnn"
     validate = staticmethod(validate_css)
 
-    def __init__(self, config: ExperimentConfig, out_dir, log=print, trial_id: str = "local"):
-        super().__init__(config, out_dir, log=log, trial_id=trial_id)
+    def __init__(self, config: ExperimentConfig, out_dir, log=print, trial_id: str = "local", cache_dir=None):
+        super().__init__(config, out_dir, log=log, trial_id=trial_id, cache_dir=cache_dir)
         self._fail_after_epoch = None
         self.prior = build_css_prior(config.cssccnn, len(self.pool) + len(self.test))
         self.css = config.cssccnn

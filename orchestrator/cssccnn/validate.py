@@ -35,13 +35,17 @@ def _check_stages(css: CSSConfig) -> None:
             raise ConfigError(f"cssccnn.{name}.lr must be > 0, got {stage.lr!r}")
         if stage.momentum < 0 or stage.weight_decay < 0:
             raise ConfigError(f"cssccnn.{name}.momentum and .weight_decay must be >= 0")
+        if stage.steps_per_epoch is not None and stage.steps_per_epoch < 1:
+            raise ConfigError(f"cssccnn.{name}.steps_per_epoch must be >= 1 or null, got {stage.steps_per_epoch}")
+        if stage.optimizer not in ("sgd", "adam"):
+            raise ConfigError(f"cssccnn.{name}.optimizer must be sgd or adam, got {stage.optimizer!r}")
 
 
 def _check_workers(css: CSSConfig, ray, train_images: int) -> None:
     """Every Ray Train worker needs at least one batch per epoch."""
     workers = max(1, ray.train_workers)
-    for stage, batch in (("stage1", css.stage1.batch), ("stage2", css.stage2.batch)):
-        steps = css.steps_per_epoch or max(1, train_images // batch)
+    for stage, schedule in (("stage1", css.stage1), ("stage2", css.stage2)):
+        steps = schedule.steps_per_epoch or css.steps_per_epoch or max(1, train_images // schedule.batch)
         if steps < workers:
             raise ConfigError(f"{stage}: {steps} batch(es) per epoch cannot feed {workers} Ray Train workers; "
                               "lower ray.train_workers or the batch size, or set cssccnn.steps_per_epoch")
@@ -97,9 +101,11 @@ def validate_css(config: ExperimentConfig, pool_size: int) -> None:
             raise ConfigError(f"cssccnn.labeled_images ({css.labeled_images}) exceeds the "
                               f"{pool_size - holdout} train images outside the held-out part")
     _check_workers(css, ray, pool_size - holdout)
-    if config.model.pretrained:
-        raise ConfigError("model.pretrained (ImageNet VGG16) is for CSRNet; CSS-CCNN starts from its seed "
-                          "or from model.weights")
+    if config.model.pretrained or config.model.resolved_start not in ("random", "weights"):
+        raise ConfigError("model.pretrained / model.start imagenet|self_supervised are for CSRNet; CSS-CCNN starts "
+                          "from its seed (its stage 1 is the self-supervised start) or from model.weights")
+    if config.model.init is not None:
+        raise ConfigError("model.init chooses CSRNet's initialisation; CSS-CCNN has its own (leave it unset)")
     if config.model.weights and not Path(config.model.weights).is_file():
         raise ConfigError(f"model.weights: file not found: {config.model.weights}")
     build_css_prior(css, pool_size + 1)

@@ -40,9 +40,10 @@ def crops_per_image(n_images: int, reference_total: int = 1200) -> int:
     return math.ceil(reference_total / n_images)
 
 
-def _quarter(side: int, align: int) -> int:
-    """Half of ``side`` rounded down to a multiple of ``align`` (at least ``align``, at most side)."""
-    return min(side, max(align, (side // 2) // align * align))
+def _patch_side(side: int, align: int, fraction: float = 0.5) -> int:
+    """``fraction`` of ``side`` (0.5: the paper's quarter-size patches) rounded down to a multiple
+    of ``align`` (at least ``align``, at most ``side``)."""
+    return min(side, max(align, int(side * fraction) // align * align))
 
 
 def _offset(rng: np.random.Generator, room: int, align: int) -> int:
@@ -51,7 +52,8 @@ def _offset(rng: np.random.Generator, room: int, align: int) -> int:
 
 
 def plan_patches(image_sizes: Sequence[tuple[int, int]], rng: np.random.Generator, *,
-                 reference_total: int = 1200, align: int = 8, flip_probability: float = 0.5) -> list[PatchSpec]:
+                 reference_total: int = 1200, align: int = 8, flip_probability: float = 0.5,
+                 side_fraction: float = 0.5) -> list[PatchSpec]:
     """Random quarter-size crops (half height x half width) for every image, shuffled.
 
     Args:
@@ -61,18 +63,22 @@ def plan_patches(image_sizes: Sequence[tuple[int, int]], rng: np.random.Generato
             (:func:`crops_per_image` crops per image).
         align: crop offsets and sizes are multiples of this (8: the network stride).
         flip_probability: chance of a horizontal flip per patch.
+        side_fraction: patch side / image side (0.5 = the paper's quarter-size patches; 1.0 =
+            whole images, flipped).
 
     Returns:
         ``crops_per_image(len(image_sizes)) * len(image_sizes)`` specs in random order.
     """
     if not image_sizes:
         raise ValueError("plan_patches: image_sizes is empty")
+    if not 0 < side_fraction <= 1:
+        raise ValueError(f"plan_patches: side_fraction must lie in (0, 1], got {side_fraction}")
     per_image = crops_per_image(len(image_sizes), reference_total)
     specs = []
     for index, (height, width) in enumerate(image_sizes):
         if height < align or width < align:
             raise ValueError(f"plan_patches: image {index} is {height}x{width}, smaller than align={align}")
-        ch, cw = _quarter(height, align), _quarter(width, align)
+        ch, cw = _patch_side(height, align, side_fraction), _patch_side(width, align, side_fraction)
         for _ in range(per_image):
             specs.append(PatchSpec(index, _offset(rng, height - ch, align), _offset(rng, width - cw, align),
                                    ch, cw, bool(rng.random() < flip_probability)))

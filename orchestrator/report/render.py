@@ -30,6 +30,11 @@ __all__ = ["ReportError", "load_results", "paper_references", "render", "render_
 
 
 # -------------------------------------------------------------------------------------- rendering
+#: The AL-AC tables' column for the Mean baseline (each test image predicted as the mean count of
+#: the trial's labeled images), beside the strategies it is measured with.
+MEAN_COLUMN = "Mean baseline MAE"
+
+
 def _num(x: float | None, digits: int = 2) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
@@ -74,7 +79,10 @@ def table_rows(summaries: list[GroupSummary], refs: dict[str, PaperReference]) -
     many = len({s.key.experiment for s in summaries}) > 1
     names = _metric_names(refs)
     with_paper = any(s.paper is not None for s in summaries)
+    with_mean = any(s.mean_baseline is not None for s in summaries)
     header = (["experiment"] if many else []) + ["method", "dataset"] + _short_names(keys) + ["labeled", "MAE", "RMSE", "n", "failed"]
+    if with_mean:
+        header += [MEAN_COLUMN]
     if with_paper:
         header += [f"paper {names['mae']}", f"paper {names['rmse']}"]
     rows = []
@@ -82,6 +90,8 @@ def table_rows(summaries: list[GroupSummary], refs: dict[str, PaperReference]) -
         cells = ([s.key.experiment] if many else []) + [s.key.method, s.key.dataset]
         cells += [_show(v) for _, v in s.key.settings]
         cells += [_show(s.n_labeled), _pm(s.mae.mean, s.mae.std), _pm(s.rmse.mean, s.rmse.std), str(s.n_ok), str(s.n_failed)]
+        if with_mean:
+            cells += [_pm(s.mean_baseline.mean, s.mean_baseline.std) if s.mean_baseline else ""]
         if with_paper:
             cells += [_paper_cell(s.paper, "mae"), _paper_cell(s.paper, "rmse")]
         rows.append(cells)
@@ -92,13 +102,18 @@ def cycle_rows(cycles: list[CycleSummary], refs: dict[str, PaperReference]) -> t
     keys = [k for k, _ in cycles[0].key.settings] if cycles else []
     many = len({c.key.experiment for c in cycles}) > 1
     with_paper = any(c.paper is not None for c in cycles)
+    with_mean = any(c.mean_baseline is not None for c in cycles)
     header = (["experiment"] if many else []) + ["dataset"] + _short_names(keys) + ["labeled", "MAE", "RMSE", "n"]
+    if with_mean:
+        header += [MEAN_COLUMN]
     if with_paper:
         header += [f"paper {_metric_names(refs)['mae']}"]
     rows = []
     for c in cycles:
         cells = ([c.key.experiment] if many else []) + [c.key.dataset] + [_show(v) for _, v in c.key.settings]
         cells += [str(c.n_labeled), _pm(c.mae.mean, c.mae.std), _pm(c.rmse.mean, c.rmse.std), str(c.mae.n)]
+        if with_mean:
+            cells += [_pm(c.mean_baseline.mean, c.mean_baseline.std) if c.mean_baseline else ""]
         if with_paper:
             cells += [_paper_cell(c.paper, "mae")]
         rows.append(cells)
@@ -106,7 +121,7 @@ def cycle_rows(cycles: list[CycleSummary], refs: dict[str, PaperReference]) -> t
 
 
 def _markdown(header: list[str], rows: list[list[str]]) -> str:
-    numeric = {"labeled", "MAE", "RMSE", "n", "failed"} | {h for h in header if h.startswith("paper ")}
+    numeric = {"labeled", "MAE", "RMSE", "n", "failed", MEAN_COLUMN} | {h for h in header if h.startswith("paper ")}
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---:" if h in numeric else "---" for h in header) + " |"]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
     return "\n".join(lines)
@@ -122,7 +137,7 @@ def _latex_cell(text: str) -> str:
 
 
 def _latex(header: list[str], rows: list[list[str]]) -> str:
-    numeric = {"labeled", "MAE", "RMSE", "n", "failed"} | {h for h in header if h.startswith("paper ")}
+    numeric = {"labeled", "MAE", "RMSE", "n", "failed", MEAN_COLUMN} | {h for h in header if h.startswith("paper ")}
     spec = "".join("r" if h in numeric else "l" for h in header)
     lines = [rf"\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(_latex_cell(h) for h in header) + r" \\", r"\midrule"]
     lines += [" & ".join(_latex_cell(c) for c in row) + r" \\" for row in rows]
@@ -138,6 +153,8 @@ def csv_table(summaries: list[GroupSummary]) -> str:
         record |= {SETTING_PREFIX + k: v for k, v in s.key.settings}
         record |= {"n_labeled": s.n_labeled, "mae_mean": s.mae.mean, "mae_std": s.mae.std, "rmse_mean": s.rmse.mean,
                    "rmse_std": s.rmse.std, "n": s.n_ok, "failed": s.n_failed}
+        if s.mean_baseline is not None:
+            record |= {"mean_baseline_mae_mean": s.mean_baseline.mean, "mean_baseline_mae_std": s.mean_baseline.std}
         p = s.paper
         record |= {"paper_mae": p and p.mae, "paper_mae_std": p and p.mae_std, "paper_rmse": p and p.rmse,
                    "paper_rmse_std": p and p.rmse_std, "paper_label": p and p.label, "paper_source": p and p.source}

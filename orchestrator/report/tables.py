@@ -86,6 +86,8 @@ class GroupSummary:
     n_failed: int
     errors: tuple[str, ...]
     paper: PaperResult | None
+    #: MAE of predicting the mean count of each trial's labeled images (AL-AC rows), if recorded.
+    mean_baseline: Stat | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +99,14 @@ class CycleSummary:
     mae: Stat
     rmse: Stat
     paper: PaperResult | None
+    mean_baseline: Stat | None = None
+
+
+def mean_baseline_stat(rows: pd.DataFrame) -> Stat | None:
+    """Mean ± std of the rows' ``mean_baseline_mae`` (AL-AC's Mean baseline), or None."""
+    if "mean_baseline_mae" not in rows or not rows["mean_baseline_mae"].notna().any():
+        return None
+    return Stat.of(rows["mean_baseline_mae"].dropna())
 
 
 # ---------------------------------------------------------------------------------------- loading
@@ -268,7 +278,7 @@ def summarize(results: ResultsSet, refs: dict[str, PaperReference] | None = None
         ref = _reference(refs, key.experiment)
         paper = best_match(ref.results, key.dataset, _value_getter(key, results.configs, n_labeled, pooled)) if ref else None
         summaries.append(GroupSummary(key, n_labeled, Stat.of(ok["mae"]), Stat.of(ok["rmse"]), len(ok), len(failed),
-                                      errors, paper))
+                                      errors, paper, mean_baseline_stat(ok)))
     return sorted(summaries, key=lambda s: _sort_key(s.key, results.configs, order))
 
 
@@ -291,5 +301,6 @@ def summarize_cycles(results: ResultsSet, refs: dict[str, PaperReference] | None
         ref = _reference(refs, key.experiment)
         cycle_results = tuple(r for r in ref.results if r.names_n_labeled) if ref else ()
         paper = best_match(cycle_results, key.dataset, _value_getter(key, results.configs, int(n_labeled), pooled))
-        out.append(CycleSummary(key, int(n_labeled), Stat.of(rows["mae"]), Stat.of(rows["rmse"]), paper))
+        out.append(CycleSummary(key, int(n_labeled), Stat.of(rows["mae"]), Stat.of(rows["rmse"]), paper,
+                                mean_baseline_stat(rows)))
     return sorted(out, key=lambda c: (_sort_key(c.key, results.configs, order), c.n_labeled))

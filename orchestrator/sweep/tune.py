@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,8 @@ from orchestrator.core.results import code_version, rows_frame
 from orchestrator.sweep.plan import SweepPlan, TrialSpec
 
 STATE_FILES = ("checkpoint.pt", "rows.parquet", "examples.npz")
+#: Under the sweep's storage: work shared between its trials (label-free pretrainings).
+CACHE = "cache"
 SETTING_PREFIX = "setting."
 
 
@@ -76,7 +79,8 @@ def run_tune_trial(param: dict) -> None:
                     shutil.copy2(work / name, Path(staging) / name)
             ray.tune.report(_numeric_metrics(row), checkpoint=ray.tune.Checkpoint.from_directory(staging))
 
-    trial = make_trial(config, work, log=lambda msg: print(msg, flush=True), trial_id=spec.trial_id)
+    trial = make_trial(config, work, log=lambda msg: print(msg, flush=True), trial_id=spec.trial_id,
+                       cache_dir=param.get("cache_dir"))
     try:
         trial.run(on_stage_end=report, fail_after_cycle=_injected_failure(spec))
     finally:
@@ -108,7 +112,8 @@ def build_tuner(plan: SweepPlan, storage: Path, resume: bool):
     max_failures = max(b.ray.max_failures for b in plan.experiments.values())
     return Tuner(
         trainable,
-        param_space={"spec": ray.tune.grid_search([s.to_dict() for s in plan.trials])},
+        param_space={"spec": ray.tune.grid_search([s.to_dict() for s in plan.trials]),
+                     "cache_dir": str(storage / CACHE)},
         tune_config=TuneConfig(max_concurrent_trials=plan.max_concurrent_trials, reuse_actors=False),
         run_config=RunConfig(name=run_dir.name, storage_path=str(storage),
                              failure_config=FailureConfig(max_failures=max_failures), verbose=1),
@@ -167,6 +172,18 @@ def run_sweep(plan: SweepPlan, storage: Path, resume: bool = False, address: str
     ensure_ray(address)
     print(f"sweep {plan.name}: {len(plan.trials)} trials over {len(plan.experiments)} experiment(s), "
           f"at most {plan.max_concurrent_trials} at once; storage {storage}", flush=True)
+    _pretrain_ahead(plan, storage / CACHE)
     tuner = build_tuner(plan, storage, resume)
     grid = tuner.fit()
     return collect_results(plan, grid, storage)
+
+
+def _pretrain_ahead(plan: SweepPlan, cache_dir: Path) -> None:
+    """The label-free pretrainings the trials share, once each, as Ray tasks before Tune starts."""
+    from orchestrator.alac.pretrain import pretrain_ahead
+
+    started = time.perf_counter()
+    count = pretrain_ahead([spec.load() for spec in plan.trials], cache_dir)
+    if count:
+        print(f"{count} label-free pretraining(s) ready in {cache_dir} ({time.perf_counter() - started:.0f} s)",
+              flush=True)

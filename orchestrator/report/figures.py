@@ -66,6 +66,10 @@ def mae_vs_budget(cycles: list[CycleSummary], path: Path) -> Path | None:
             color = f"C{n % 10}"
             ax.plot(x, mean, marker="o", color=color, label=_label(settings))
             ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
+            baseline = [(c.n_labeled, c.mean_baseline.mean) for c in points if c.mean_baseline is not None]
+            if baseline:
+                bx, by = zip(*baseline)
+                ax.plot(bx, by, linestyle="--", color=color, alpha=0.8, label=f"Mean baseline ({_label(settings)})")
             paper = [(c.n_labeled, c.paper.mae) for c in points if c.paper is not None and c.paper.mae is not None]
             if paper:
                 px, py = zip(*paper)

@@ -1,7 +1,9 @@
 """Do the embedded default's counters learn? Each ratio is measured in this run against a
 baseline measured in the same run (lower is better; 1.0 = learned nothing beyond a constant).
 
-Run: ``.venv/bin/python benchmarks/learning.py [--seeds 3] [--threads 2]``
+Run: ``.venv/bin/python benchmarks/learning.py [--seeds 3] [--threads N]`` (default: the configs'
+own ``ray.torch_threads``, 1, i.e. exactly what ``make demo`` trains; other thread counts change
+the floating-point reduction order and, at this scale, can change a trial's outcome).
 
 * ``demo_alac_mae_over_mean``: final-cycle test MAE of the demo's AL-AC trials (PSSW and random
   selection, seeds 0..S-1) over the MAE of the Mean baseline of the same trials (every test
@@ -45,9 +47,9 @@ def bench(name: str, value: float, unit: str = "x") -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
-    threads = f"ray.torch_threads={args.threads}"
+    threads = f"ray.torch_threads={args.threads}" if args.threads else "ray.torch_threads=1"
     seeds = range(args.seeds)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

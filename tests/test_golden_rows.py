@@ -51,6 +51,21 @@ def test_smoke_trial_rows_equal_the_golden_rows(method, tmp_path):
                 assert row[key] == value, (method, cycle, key)
 
 
+def test_cssccnn_trials_keep_density_examples(tmp_path):
+    """CSS-CCNN trials write ``examples.npz`` like AL-AC's (for the report's density figure):
+    count-exact targets at 1/8 beside the predicted density of the first test images."""
+    import numpy as np
+
+    config = load_config(GOLDEN / "cssccnn_smoke.yaml", "paper")
+    trial = make_trial(config, tmp_path, log=lambda _m: None)
+    trial.run()
+    arrays = np.load(tmp_path / "examples.npz")
+    assert list(arrays["ids"]) == trial.test.ids[:3]
+    for n, item_id in enumerate(arrays["ids"]):
+        assert arrays[f"target_{n}"].sum() == pytest.approx(trial.test.by_id(str(item_id)).count, abs=1e-3)
+        assert arrays[f"predicted_{n}"].shape == arrays[f"target_{n}"].shape
+
+
 if __name__ == "__main__" and "--write" in sys.argv:
     import tempfile
 

@@ -42,7 +42,7 @@ from models import CSSCCNN
 from orchestrator.config import ConfigError, ExperimentConfig
 from orchestrator.core.counting import mae_rmse, predict_count
 from orchestrator.core.execution import run_loop, run_task
-from orchestrator.core.files import write_atomic, write_json_atomic
+from orchestrator.core.files import save_npz_atomic, write_atomic, write_json_atomic
 from orchestrator.core.seeds import derived_seed
 from orchestrator.core.skeleton import InjectedFailure, TrialRunner
 from orchestrator.core.tensors import from_bytes, to_bytes
@@ -52,6 +52,7 @@ from orchestrator.cssccnn.validate import BASELINES, build_css_prior, validate_c
 
 HOLDOUT = "holdout.json"
 STAGE1_MODEL = "stage1.pt"  # the chosen stage-1 network (orchestrator.core.weights format)
+EXAMPLES = "examples.npz"  # predicted vs true density of the first test images (report figure)
 MODEL = "model.pt"  # the evaluated counting network (python -m orchestrator.evaluate --model cssccnn)
 PURPOSE_STAGE1, PURPOSE_STAGE2, PURPOSE_LABELED, PURPOSE_PPRIOR = 11, 12, 13, 14
 
@@ -80,6 +81,25 @@ def evaluate_counts(dataset, split: str, ids: list[str], width: float, model_sta
         predicted.append(predict_count(model, prepared.image, device))
         true.append(prepared.count)
     return np.array(predicted, dtype=np.float64), np.array(true, dtype=np.float64)
+
+
+def density_examples(dataset, split: str, ids: list[str], width: float, model_state: bytes,
+                     min_side: int) -> dict[str, np.ndarray]:
+    """Arrays for the predicted-vs-true density figure of a few test images (the same format as
+    AL-AC's ``examples.npz``): ``image_<n>`` (H, W, 3) uint8, ``target_<n>`` (h, w) float32 =
+    the count-exact target at 1/8, ``predicted_<n>`` (h, w) float32; plus ``ids``."""
+    from orchestrator.core.counting import predict_density
+    from orchestrator.data import block_sum
+
+    model = CSSCCNN(width=width)
+    model.load_state_dict(from_bytes(model_state))
+    model.eval()
+    arrays = {"ids": np.array(ids, dtype=str)}
+    for n, prepared in enumerate(load_prepared(dataset, split, ids, min_side, with_density=True)):
+        arrays[f"image_{n}"] = prepared.image
+        arrays[f"target_{n}"] = block_sum(prepared.density, 8).astype(np.float32)
+        arrays[f"predicted_{n}"] = predict_density(model, prepared.image).cpu().numpy().astype(np.float32)
+    return arrays
 
 
 @dataclasses.dataclass
@@ -243,6 +263,9 @@ class CSSCCNNTrial(TrialRunner):
         self._write_model(MODEL, model_state, stage)
         t = time.perf_counter()
         fields["mae"], fields["rmse"] = self._evaluate(model_state)
+        cfg = self.config
+        save_npz_atomic(self.out_dir / EXAMPLES, **density_examples(
+            cfg.dataset, cfg.dataset.test_split, self.test.ids[:3], cfg.model.width, model_state, self.css.crop))
         fields["evaluate_seconds"] = time.perf_counter() - t
         return fields
 

@@ -71,3 +71,11 @@ def test_extracted_density_crop_is_exact_and_flip_mirrors():
     before = image.copy()
     img[...] = 0
     np.testing.assert_array_equal(image, before)  # crops are copies
+
+
+def test_side_fraction_one_takes_whole_images():
+    rng = np.random.default_rng(0)
+    specs = plan_patches([(64, 96)], rng, reference_total=4, side_fraction=1.0)
+    assert {(s.top, s.left, s.height, s.width) for s in specs} == {(0, 0, 64, 96)}
+    with pytest.raises(ValueError, match="side_fraction"):
+        plan_patches([(64, 96)], rng, side_fraction=0.0)

@@ -271,3 +271,18 @@ def test_paper_numbers_only_beside_paper_scale_runs(tmp_path):
     assert "paper numbers (AL-AC, Table 1 (test)) not compared with tab: it ran at scale smoke" in out
     assert "| fold |" not in out.splitlines()[0]  # pooled over folds all the same
     assert "| alac | shanghaitech_a | pssw | 20 | 12.00 ± 2.00 | 23.00 ± 3.61 | 3 | 0 |" in out
+
+
+def test_alac_tables_show_the_mean_baseline_beside_the_mae(tmp_path):
+    rows = _rows()
+    for row in rows:
+        row["mean_baseline_mae"] = 40.0 + row["seed"] if row["status"] == "ok" else np.nan
+    directory = _write(tmp_path / "res", rows)
+    code, out, _ = _run(str(directory))
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].endswith("| n | failed | Mean baseline MAE |")
+    pssw = next(line for line in lines if "| pssw |" in line)
+    assert pssw.endswith("| 3 | 0 | 41.00 ± 1.00 |")  # seeds 0, 1, 2
+    cycle_header = next(line for line in lines if line.startswith("| dataset | strategy | labeled"))
+    assert cycle_header.endswith("| n | Mean baseline MAE |")

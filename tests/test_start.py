@@ -151,3 +151,33 @@ def test_a_few_hundred_steps_from_random_weights_beat_the_mean_predictor(tmp_pat
     row = ALACTrial(config, tmp_path / "t", log=quiet).run().iloc[-1]
     assert row["train_steps"] >= 400 and row["model_start"] == "random"
     assert row["mae"] < row["mean_baseline_mae"], (row["mae"], row["mean_baseline_mae"])  # measured 37.1 vs 43.7
+
+
+def test_one_optimiser_factory_for_both_loops():
+    from orchestrator.config.schema import OPTIMIZERS as CONFIG_OPTIMIZERS
+    from orchestrator.core.tensors import OPTIMIZERS, build_optimizer
+
+    params = [torch.nn.Parameter(torch.ones(2))]
+    assert isinstance(build_optimizer(params, "adam", 1e-3, 0.9, 0.0), torch.optim.Adam)
+    sgd = build_optimizer(params, "sgd", 1e-3, 0.9, 5e-4)
+    assert isinstance(sgd, torch.optim.SGD) and sgd.param_groups[0]["momentum"] == 0.9
+    assert OPTIMIZERS == CONFIG_OPTIMIZERS
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        build_optimizer(params, "lbfgs", 1e-3, 0.9, 0.0)
+    from orchestrator.cssccnn.trial import CSSCCNNTrial
+
+    with pytest.raises(ConfigError, match="cssccnn.stage2.optimizer must be one of"):
+        css = load_config(ROOT / "configs/cssccnn/demo.yaml", "smoke", ["cssccnn.stage2.optimizer=rmsprop"])
+        CSSCCNNTrial.validate(css, 12)
+
+
+def test_every_alac_row_carries_its_mean_baseline(tmp_path):
+    """``mean_baseline_mae``: every test image predicted as the mean count of the images labeled
+    by that cycle."""
+    config = load_config(DEMO, "smoke", TINY, seed=0)
+    trial = ALACTrial(config, tmp_path / "t", log=quiet)
+    rows = trial.run()
+    true = np.array([item.count for item in trial.test], dtype=float)
+    for _, row in rows.iterrows():
+        mean = np.mean([trial.pool.by_id(i).count for i in json.loads(row["labeled_ids"])])
+        assert row["mean_baseline_mae"] == pytest.approx(np.abs(true - mean).mean(), rel=1e-12)

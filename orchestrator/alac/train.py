@@ -14,7 +14,6 @@ global RNG state, so a resumed trial trains exactly as an uninterrupted one.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections.abc import Callable
 
@@ -24,7 +23,7 @@ import torch
 from models import CSRNet, DomainClassifier, alignment_loss, density_regression_loss
 from orchestrator.config import ALConfig, DatasetConfig, TrainConfig
 from orchestrator.core.samples import Sample, load_sample, open_split
-from orchestrator.core.tensors import average_gradients, from_bytes, to_bytes
+from orchestrator.core.tensors import average_gradients, build_optimizer, from_bytes, to_bytes
 from orchestrator.data import block_sum
 from orchestrator.data.patches import extract_patch, pair_patches, plan_patches
 
@@ -69,12 +68,8 @@ def load_train_samples(dataset: DatasetConfig, ids: list[str], with_density: boo
 
 
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """The optimiser ``cfg`` names, over ``params``: SGD with momentum (the paper's) or Adam."""
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
+    """``cfg.optimizer`` over ``params``: SGD with momentum (the paper's) or Adam."""
+    return build_optimizer(params, cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay)
 
 
 def _batch(samples: list[Sample], pair, labeled_mask: list[bool], device) -> tuple:
@@ -87,21 +82,6 @@ def _batch(samples: list[Sample], pair, labeled_mask: list[bool], device) -> tup
         targets.append(torch.from_numpy(block_sum(den, 8)))
     labeled = torch.tensor([labeled_mask[s.image_index] for s in pair], dtype=torch.bool)
     return (torch.cat(images).to(device), torch.stack(targets).unsqueeze(1).to(device), labeled.to(device))
-
-
-def learning_rate(cfg: TrainConfig, progress: float) -> float:
-    """The learning rate at ``progress`` in [0, 1) of one cycle's training: ``constant`` (the
-    paper's) or ``cosine`` (from ``lr`` down to 0 over the cycle, restarting every cycle)."""
-    if cfg.schedule == "cosine":
-        return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
-    return cfg.lr
-
-
-def set_learning_rate(nets: _Networks, cfg: TrainConfig, progress: float) -> None:
-    lr = learning_rate(cfg, progress)
-    for optimizer in (nets.optimizer, nets.classifier_optimizer):
-        for group in optimizer.param_groups if optimizer is not None else ():
-            group["lr"] = lr
 
 
 @dataclasses.dataclass
@@ -198,7 +178,6 @@ def run_training(job: TrainJob, rank: int = 0, world_size: int = 1, device: str 
         pairs, usable = _epoch_pairs(job, sizes, mask.count(True), epoch, world_size)
         mixup_rng = np.random.default_rng([job.seed, epoch, 1])
         for index in range(rank, usable, world_size):
-            set_learning_rate(nets, job.train, (epoch + index / max(usable, 1)) / job.train.epochs)
             loss_sum += _step(job, nets, _batch(samples, pairs[index], mask, device), mixup_rng, world_size)
             steps += 1
         if progress is not None:

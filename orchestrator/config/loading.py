@@ -18,7 +18,6 @@ from orchestrator.config.schema import (
     OPTIMIZERS,
     PRETEXT_TASKS,
     SCALES,
-    SCHEDULES,
     STARTS,
     ConfigError,
     ExperimentConfig,
@@ -279,8 +278,9 @@ def _validate_model(config: ExperimentConfig) -> None:
     needs = {"imagenet": "pretrained", "weights": "weights"}
     if start in needs and not getattr(model, needs[start]):
         raise ConfigError(f"model.start {start} needs model.{needs[start]} (a file or URL)")
+    uses = {"imagenet": ("pretrained",), "weights": ("weights", "pretrained")}.get(start, ())  # ImageNet, then weights
     for other in ("pretrained", "weights"):
-        if getattr(model, other) and needs.get(start) != other and not (start == "weights" and other == "pretrained"):
+        if getattr(model, other) and other not in uses:
             raise ConfigError(f"model.start {start} does not use model.{other} ({getattr(model, other)}); "
                               f"drop one of them")
     ssl = model.self_supervised
@@ -295,9 +295,6 @@ def _validate_model(config: ExperimentConfig) -> None:
         raise ConfigError(f"model.self_supervised.lr must be > 0, got {ssl.lr}")
     if not 0 < config.alac.train.patch_side <= 1:
         raise ConfigError(f"alac.train.patch_side must lie in (0, 1], got {config.alac.train.patch_side}")
-    if config.alac.train.schedule not in SCHEDULES:
-        raise ConfigError(f"alac.train.schedule: unknown schedule {config.alac.train.schedule!r}; "
-                          f"choose from {list(SCHEDULES)}")
     if config.alac.train.optimizer not in OPTIMIZERS:
         raise ConfigError(f"alac.train.optimizer: unknown optimizer {config.alac.train.optimizer!r}; "
                           f"choose from {list(OPTIMIZERS)}")

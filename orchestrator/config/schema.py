@@ -13,8 +13,7 @@ METHODS = ("alac", "cssccnn")
 STARTS = ("random", "imagenet", "self_supervised", "weights")
 #: CSRNet initialisations (= ``models.csrnet.INITS``; not imported, configs load without torch).
 INITS = ("normal", "kaiming")
-OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("constant", "cosine")
+OPTIMIZERS = ("sgd", "adam")  # = orchestrator.core.tensors.OPTIMIZERS (configs load without torch)
 PRETEXT_TASKS = ("rotation", "zoom")
 
 
@@ -99,10 +98,7 @@ class TrainConfig:
     ``optimizer``: ``sgd`` (the paper's; ``momentum`` applies) or ``adam`` (default betas,
     ``momentum`` unused); ``weight_decay`` is the L2 term of either. The distribution classifier
     is trained by the same kind of optimiser. ``patch_side``: training patches' side as a
-    fraction of the image's (0.5 = the paper's quarter-size patches). ``schedule``: the learning
-    rate within a cycle, ``constant`` (the paper's) or ``cosine`` (``lr`` down to 0 by the
-    cycle's end, restarting each cycle, so a cycle ends on small steps rather than on wherever
-    the last large one lands)."""
+    fraction of the image's (0.5 = the paper's quarter-size patches)."""
 
     optimizer: str = "sgd"
 
@@ -113,7 +109,6 @@ class TrainConfig:
     reference_total: int = 1200
     max_steps_per_epoch: int | None = None
     patch_side: float = 0.5  # patch side / image side: 0.5 = the paper's quarter-size patches
-    schedule: str = "constant"  # learning rate over a cycle: constant (the paper's) or cosine (to 0)
 
 
 @dataclasses.dataclass(frozen=True)

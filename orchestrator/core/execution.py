@@ -109,15 +109,14 @@ def run_loop(loop: Callable, job, ray_config, storage_path: str | Path, name: st
     return loop(job)
 
 
-def run_task(function: Callable, args: tuple, ray_config, device_arg: bool = True):
+def run_task(function: Callable, args: tuple, ray_config):
     """``function(*args)`` here, or, when training runs on Ray Train, as one Ray task with a
     Train worker's resources (its GPU when there is one; the device is then passed last)."""
     if ray_config.train_workers >= 1:
         ray = ensure_ray()
         gpus = ray_config.gpus_per_worker if ray_config.use_gpu else 0
         task = ray.remote(num_cpus=ray_config.cpus_per_worker, num_gpus=gpus)(function)
-        extra = ("cuda" if ray_config.use_gpu else "cpu",) if device_arg else ()
-        return ray.get(task.remote(*args, *extra))
+        return ray.get(task.remote(*args, "cuda" if ray_config.use_gpu else "cpu"))
     return function(*args)
 
 

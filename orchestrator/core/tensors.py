@@ -25,6 +25,19 @@ def cpu_state_bytes(model: torch.nn.Module) -> bytes:
     return to_bytes({k: v.detach().cpu() for k, v in model.state_dict().items()})
 
 
+OPTIMIZERS = ("sgd", "adam")
+
+
+def build_optimizer(params, name: str, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    """The one optimiser factory of both training loops: ``sgd`` (with ``momentum``, the papers')
+    or ``adam`` (default betas, ``momentum`` unused); ``weight_decay`` is the L2 term of either."""
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
+
+
 def average_gradients(params: list[torch.nn.Parameter], world_size: int) -> None:
     """All-reduce and average the gradients of ``params`` in one flattened message
     (a no-op for one worker, so the in-process loop is the one-worker case exactly)."""

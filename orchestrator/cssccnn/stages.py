@@ -42,7 +42,7 @@ from orchestrator.config import CSSConfig, DatasetConfig, StageConfig
 from orchestrator.core.files import save_torch_atomic
 from orchestrator.core.samples import load_sample, open_split
 from orchestrator.core.skeleton import InjectedFailure
-from orchestrator.core.tensors import average_gradients, cpu_state_bytes, from_bytes, to_bytes
+from orchestrator.core.tensors import average_gradients, build_optimizer, cpu_state_bytes, from_bytes, to_bytes
 from orchestrator.cssccnn.crops import fit_min_side, plan_crops
 from orchestrator.cssccnn.epochs import MovingAverageSelector, PlusPlusSelector
 from orchestrator.cssccnn.losses import StageLosses, batch_crops
@@ -267,10 +267,7 @@ def run_stage(job: StageJob, rank: int = 0, world_size: int = 1, device: str | t
     model = build_model(job, device)
     params = [p for p in model.parameters() if p.requires_grad]
     sgd = job.schedule
-    if sgd.optimizer == "adam":
-        optimizer = torch.optim.Adam(params, lr=sgd.lr, weight_decay=sgd.weight_decay)
-    else:
-        optimizer = torch.optim.SGD(params, lr=sgd.lr, momentum=sgd.momentum, weight_decay=sgd.weight_decay)
+    optimizer = build_optimizer(params, sgd.optimizer, sgd.lr, sgd.momentum, sgd.weight_decay)
     data = _stage_data(job)
     losses = StageLosses(job, model, data.holdout, device)
     selector = _selector(job)

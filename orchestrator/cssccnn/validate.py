@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 from orchestrator.config import ConfigError, CSSConfig, ExperimentConfig
+from orchestrator.config.schema import OPTIMIZERS
 
 BASELINES = ("none", "random", "mean", "pprior", "self_supervised_labels", "fully_supervised")
 
@@ -37,8 +38,8 @@ def _check_stages(css: CSSConfig) -> None:
             raise ConfigError(f"cssccnn.{name}.momentum and .weight_decay must be >= 0")
         if stage.steps_per_epoch is not None and stage.steps_per_epoch < 1:
             raise ConfigError(f"cssccnn.{name}.steps_per_epoch must be >= 1 or null, got {stage.steps_per_epoch}")
-        if stage.optimizer not in ("sgd", "adam"):
-            raise ConfigError(f"cssccnn.{name}.optimizer must be sgd or adam, got {stage.optimizer!r}")
+        if stage.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"cssccnn.{name}.optimizer must be one of {list(OPTIMIZERS)}, got {stage.optimizer!r}")
 
 
 def _check_workers(css: CSSConfig, ray, train_images: int) -> None:

@@ -68,6 +68,13 @@ def test_config_errors_name_the_key(tmp_path):
     ("alac.strategy=uncertainty", r"unknown strategy 'uncertainty'; known: \['count_threshold'"),
     ("model.weights=/no/such/file.pth", "model.weights: file not found: /no/such/file.pth"),
     ("alac.strategy=domain_classifier", "needs alac.alignment_every_cycle"),
+    ("alac.train.lr=-1e-4", r"alac.train.lr must be > 0, got -0.0001"),
+    ("alac.train.epochs=0", r"alac.train.epochs must be >= 1, got 0"),
+    ("alac.train.momentum=1.0", r"alac.train.momentum must lie in \[0, 1\)"),
+    ("alac.train.weight_decay=-1", r"alac.train.weight_decay must be >= 0"),
+    ("alac.train.pairs_per_step=0", r"alac.train.pairs_per_step must be >= 1, got 0"),
+    ("alac.train.grad_clip=0", r"alac.train.grad_clip must be > 0 or null, got 0"),
+    ("alac.train.max_steps_per_epoch=0", r"alac.train.max_steps_per_epoch must be >= 1 or null"),
 ])
 def test_bad_settings_fail_before_any_training(tmp_path, override, message):
     with pytest.raises(ConfigError, match=message):
@@ -182,3 +189,28 @@ def test_the_paper_rs_baseline_labels_m_images_once_and_trains_one_cycle(tmp_pat
     assert json.loads(other_m["labeled_ids"].iloc[0]) == labeled and other_m["mae"].iloc[0] == rows["mae"].iloc[0]
     with pytest.raises(ConfigError, match="unknown strategy 'rs'"):
         smoke_config("alac.strategy=rs") and ALACTrial(smoke_config("alac.strategy=rs"), tmp_path / "x", log=quiet)
+
+
+def test_holdout_replaces_the_test_split_by_held_out_train_images(tmp_path):
+    from orchestrator.core.samples import open_split
+    cfg = smoke_config("dataset.holdout=4")
+    pool, held = open_split(cfg.dataset, "train"), open_split(cfg.dataset, "test")
+    full = open_split(smoke_config().dataset, "train")
+    assert len(pool) == 10 and len(held) == 4
+    assert sorted(i.id for i in pool.items + held.items) == sorted(i.id for i in full.items)
+    assert all(i.id.startswith("train/") for i in held.items)  # no test image is used
+    assert [i.id for i in open_split(smoke_config("dataset.holdout=4", seed=3).dataset, "test")] == [i.id for i in held]
+    rows = ALACTrial(smoke_config("dataset.holdout=4", "alac.budget=6"), tmp_path / "h", log=quiet).run()
+    labeled = set(json.loads(rows.iloc[-1]["labeled_ids"]))
+    assert not labeled & {i.id for i in held.items}  # held-out images never enter the pool
+    with pytest.raises(DatasetError, match=r"dataset.holdout must lie in \[1, 13\]"):
+        open_split(smoke_config("dataset.holdout=14").dataset, "train")
+
+
+def test_more_pairs_per_step_and_clipping_train_a_different_but_reproducible_model(tmp_path):
+    base = ALACTrial(smoke_config(), tmp_path / "a", log=quiet).run()
+    cfg = ("alac.train.pairs_per_step=2", "alac.train.grad_clip=0.5")
+    a = ALACTrial(smoke_config(*cfg), tmp_path / "b", log=quiet).run()
+    b = ALACTrial(smoke_config(*cfg), tmp_path / "c", log=quiet).run()
+    assert a["mae"].tolist() == b["mae"].tolist()
+    assert a["mae"].tolist() != base["mae"].tolist()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from orchestrator.data.density import DensityConfig, block_sum, density_map
-from orchestrator.data.patches import crops_per_image, extract_patch, pair_patches, plan_patches
+from orchestrator.data.patches import crops_per_image, extract_patch, group_pairs, pair_patches, plan_patches
 
 
 def test_crops_per_image_reaches_reference():
@@ -49,6 +49,24 @@ def test_pairs_share_size_and_stay_inside_their_crop():
         for s in (a, b):
             h, w = sizes[s.image_index]
             assert s.top % 8 == 0 and s.left % 8 == 0 and s.top + s.height <= h and s.left + s.width <= w
+
+
+def test_groups_of_pairs_share_one_size_and_keep_the_pairing():
+    sizes = [(768, 1024), (300, 451), (120, 96)]
+    pairs = pair_patches(plan_patches(sizes, np.random.default_rng(3), reference_total=21), np.random.default_rng(4))
+    assert group_pairs(pairs, 1, np.random.default_rng(0)) == pairs  # the paper's minibatch of two, untouched
+    groups = group_pairs(pairs, 3, np.random.default_rng(5))
+    assert len(groups) == 3  # 11 pairs: the last two do not fill a group
+    for g, group in enumerate(groups):
+        assert len({(s.height, s.width) for s in group}) == 1
+        assert group[0].height == min(s.height for p in pairs[3 * g:3 * g + 3] for s in p)
+        for i in range(3):  # sample i is paired with sample i + 3, each inside its original crop
+            for spec, original in ((group[i], pairs[3 * g + i][0]), (group[i + 3], pairs[3 * g + i][1])):
+                assert spec.image_index == original.image_index and spec.flip == original.flip
+                assert original.top <= spec.top and spec.top + spec.height <= original.top + original.height
+                assert spec.top % 8 == 0 and spec.left % 8 == 0
+    with pytest.raises(ValueError, match="pairs_per_step must be >= 1"):
+        group_pairs(pairs, 0, np.random.default_rng(0))
 
 
 def test_extracted_density_crop_is_exact_and_flip_mirrors():

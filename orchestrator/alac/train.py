@@ -2,7 +2,7 @@
 (``world_size = 1``) or on every Ray Train worker (see :func:`orchestrator.core.execution.run_loop`).
 
 Data parallelism is explicit: every worker draws the same seeded patch plan, takes its share of
-the minibatches (``pairs[rank::world_size]``), and gradients are averaged with one flattened
+the minibatches (``batches[rank::world_size]``), and gradients are averaged with one flattened
 all-reduce per step. That keeps the loss code free to call ``model.features`` and the heads
 separately (which a DistributedDataParallel wrapper would not see), works with gloo on CPU and
 NCCL on GPU, and makes one worker bit-identical to the in-process loop.
@@ -25,7 +25,7 @@ from orchestrator.config import ALConfig, DatasetConfig, TrainConfig
 from orchestrator.core.samples import Sample, load_sample, open_split
 from orchestrator.core.tensors import average_gradients, build_optimizer, from_bytes, to_bytes
 from orchestrator.data import block_sum
-from orchestrator.data.patches import extract_patch, pair_patches, plan_patches
+from orchestrator.data.patches import extract_patch, group_pairs, pair_patches, plan_patches
 
 
 @dataclasses.dataclass
@@ -72,15 +72,16 @@ def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     return build_optimizer(params, cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay)
 
 
-def _batch(samples: list[Sample], pair, labeled_mask: list[bool], device) -> tuple:
+def _batch(samples: list[Sample], specs, labeled_mask: list[bool], device) -> tuple:
+    """One minibatch (normalised images, 1/8 density targets, labeled mask) from its patch specs."""
     images, targets = [], []
-    for spec in pair:
+    for spec in specs:
         sample = samples[spec.image_index]
         density = sample.density if sample.density is not None else np.zeros(sample.image.shape[:2], np.float32)
         img, den = extract_patch(sample.image, density, spec)
         images.append(CSRNet.normalize(img))
         targets.append(torch.from_numpy(block_sum(den, 8)))
-    labeled = torch.tensor([labeled_mask[s.image_index] for s in pair], dtype=torch.bool)
+    labeled = torch.tensor([labeled_mask[s.image_index] for s in specs], dtype=torch.bool)
     return (torch.cat(images).to(device), torch.stack(targets).unsqueeze(1).to(device), labeled.to(device))
 
 
@@ -119,8 +120,9 @@ def _networks(job: TrainJob, device: torch.device) -> _Networks:
     return nets
 
 
-def _epoch_pairs(job: TrainJob, sizes: list, n_labeled: int, epoch: int, world_size: int) -> tuple[list, int]:
-    """The epoch's seeded minibatches (pairs of patch specs) and how many every rank shares."""
+def _epoch_batches(job: TrainJob, sizes: list, n_labeled: int, epoch: int, world_size: int) -> tuple[list, int]:
+    """The epoch's seeded minibatches (``alac.train.pairs_per_step`` pairs of patch specs each,
+    see :func:`group_pairs`) and how many every rank shares."""
     rng = np.random.default_rng([job.seed, epoch])
     cfg = job.train
     specs = plan_patches(sizes[:n_labeled], rng, reference_total=cfg.reference_total, side_fraction=cfg.patch_side)
@@ -128,11 +130,11 @@ def _epoch_pairs(job: TrainJob, sizes: list, n_labeled: int, epoch: int, world_s
         extra = plan_patches(sizes[n_labeled:], rng, reference_total=cfg.reference_total, side_fraction=cfg.patch_side)
         specs += [dataclasses.replace(s, image_index=s.image_index + n_labeled) for s in extra]
         specs = [specs[i] for i in rng.permutation(len(specs))]
-    pairs = pair_patches(specs, rng)
-    usable = len(pairs) - len(pairs) % world_size  # every rank takes the same number of steps
-    if job.train.max_steps_per_epoch is not None:
-        usable = min(usable, job.train.max_steps_per_epoch * world_size)
-    return pairs, usable
+    batches = group_pairs(pair_patches(specs, rng), cfg.pairs_per_step, rng)
+    usable = len(batches) - len(batches) % world_size  # every rank takes the same number of steps
+    if cfg.max_steps_per_epoch is not None:
+        usable = min(usable, cfg.max_steps_per_epoch * world_size)
+    return batches, usable
 
 
 def _step(job: TrainJob, nets: _Networks, batch: tuple, mixup_rng, world_size: int) -> float:
@@ -147,6 +149,8 @@ def _step(job: TrainJob, nets: _Networks, batch: tuple, mixup_rng, world_size: i
         loss = density_regression_loss(nets.model(images), targets)
     loss.backward()
     average_gradients(nets.params, world_size)
+    if job.train.grad_clip is not None:  # after averaging: every rank clips the same gradient
+        torch.nn.utils.clip_grad_norm_(nets.params, job.train.grad_clip)
     nets.optimizer.step()
     if nets.classifier_optimizer is not None:
         nets.classifier_optimizer.step()
@@ -158,7 +162,8 @@ def run_training(job: TrainJob, rank: int = 0, world_size: int = 1, device: str 
     """Train ``job.train.epochs`` epochs on this worker's share of the minibatches.
 
     Per epoch: a seeded plan of quarter-size patches over the labeled images (and, with
-    alignment, as many over the unlabeled images), paired into minibatches of two. Without
+    alignment, as many over the unlabeled images), paired, ``pairs_per_step`` pairs per
+    minibatch (1: the paper's minibatch of two), gradients clipped to ``grad_clip``. Without
     alignment the loss is eq. 4; with it, eq. 5 (regression on labeled patches + beta x the
     distribution-classification loss with latent MixUp). Returns the states of rank 0's copy
     (all ranks hold identical weights after every step).
@@ -175,10 +180,10 @@ def run_training(job: TrainJob, rank: int = 0, world_size: int = 1, device: str 
     sizes = [s.image.shape[:2] for s in samples]
     steps, loss_sum = 0, 0.0
     for epoch in range(job.train.epochs):
-        pairs, usable = _epoch_pairs(job, sizes, mask.count(True), epoch, world_size)
+        batches, usable = _epoch_batches(job, sizes, mask.count(True), epoch, world_size)
         mixup_rng = np.random.default_rng([job.seed, epoch, 1])
         for index in range(rank, usable, world_size):
-            loss_sum += _step(job, nets, _batch(samples, pairs[index], mask, device), mixup_rng, world_size)
+            loss_sum += _step(job, nets, _batch(samples, batches[index], mask, device), mixup_rng, world_size)
             steps += 1
         if progress is not None:
             progress({"epoch": epoch + 1, "steps": steps, "mean_loss": loss_sum / max(steps, 1)})

@@ -6,7 +6,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from orchestrator.alac.strategy import check_strategy
-from orchestrator.config import ConfigError, ExperimentConfig
+from orchestrator.config import ConfigError, ExperimentConfig, TrainConfig
+
+
+def check_training(train: TrainConfig) -> None:
+    """Range checks of ``alac.train`` (the optimiser's name is checked at load)."""
+    lowest = {"epochs": 1, "reference_total": 1, "pairs_per_step": 1}
+    for name, low in lowest.items():
+        if getattr(train, name) < low:
+            raise ConfigError(f"alac.train.{name} must be >= {low}, got {getattr(train, name)}")
+    if not train.lr > 0:
+        raise ConfigError(f"alac.train.lr must be > 0, got {train.lr}")
+    if not 0 <= train.momentum < 1:
+        raise ConfigError(f"alac.train.momentum must lie in [0, 1), got {train.momentum}")
+    if not train.weight_decay >= 0:
+        raise ConfigError(f"alac.train.weight_decay must be >= 0, got {train.weight_decay}")
+    if train.max_steps_per_epoch is not None and train.max_steps_per_epoch < 1:
+        raise ConfigError(f"alac.train.max_steps_per_epoch must be >= 1 or null, got {train.max_steps_per_epoch}")
+    if train.grad_clip is not None and not train.grad_clip > 0:
+        raise ConfigError(f"alac.train.grad_clip must be > 0 or null, got {train.grad_clip}")
 
 
 def validate_alac(config: ExperimentConfig, pool_size: int) -> None:
@@ -22,6 +40,7 @@ def validate_alac(config: ExperimentConfig, pool_size: int) -> None:
         raise ConfigError(f"alac.budget (M = {al.budget}) exceeds the pool: the {config.dataset.name} "
                           f"{config.dataset.train_split} split has {pool_size} images")
     check_strategy(al.strategy)
+    check_training(al.train)
     if al.strategy == "domain_classifier" and not al.alignment_every_cycle:
         raise ConfigError("alac.strategy domain_classifier (AL-AC-v) needs alac.alignment_every_cycle: true")
     for name in ("pretrained", "weights"):

@@ -25,7 +25,10 @@ class ConfigError(ValueError):
 class DatasetConfig:
     """Which data. ``root`` is the dataset's own folder; a relative root is resolved against
     ``$COUNTING_DATA_ROOT`` when that is set. ``max_side`` caps the longer image side (images and
-    points are rescaled together, counts unchanged); ``limit_*`` keep the first N items."""
+    points are rescaled together, counts unchanged); ``limit_*`` keep the first N items.
+    ``holdout``: hold out this many train images (a fixed draw, the same for every trial and
+    seed) and evaluate on them *instead of* the test split, so that training settings can be
+    chosen without looking at the test images; None = train and test as the dataset defines."""
 
     name: str = "synthetic"
     root: str | None = None
@@ -35,6 +38,7 @@ class DatasetConfig:
     max_side: int | None = None
     limit_train: int | None = None
     limit_test: int | None = None
+    holdout: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,7 +102,9 @@ class TrainConfig:
     ``optimizer``: ``sgd`` (the paper's; ``momentum`` applies) or ``adam`` (default betas,
     ``momentum`` unused); ``weight_decay`` is the L2 term of either. The distribution classifier
     is trained by the same kind of optimiser. ``patch_side``: training patches' side as a
-    fraction of the image's (0.5 = the paper's quarter-size patches)."""
+    fraction of the image's (0.5 = the paper's quarter-size patches). ``pairs_per_step``: pairs of
+    patches per optimisation step (1 = the paper's minibatch of two). ``grad_clip``: the largest
+    global gradient norm of a step (None = no clipping, the paper's)."""
 
     optimizer: str = "sgd"
 
@@ -109,6 +115,8 @@ class TrainConfig:
     reference_total: int = 1200
     max_steps_per_epoch: int | None = None
     patch_side: float = 0.5  # patch side / image side: 0.5 = the paper's quarter-size patches
+    pairs_per_step: int = 1
+    grad_clip: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)

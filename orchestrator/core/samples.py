@@ -28,9 +28,32 @@ def resolve_root(dataset: DatasetConfig) -> Path | None:
     return root
 
 
+#: Seed of the draw of ``dataset.holdout`` images (fixed: every trial holds out the same ones).
+HOLDOUT_SEED = 20240601
+
+
+def _holdout_split(dataset: DatasetConfig, split: str) -> CountingDataset:
+    """With ``dataset.holdout``: the train split without its held-out images, or (for the test
+    split) the held-out train images themselves, in the train split's order."""
+    train = open_dataset(dataset.name, resolve_root(dataset), dataset.train_split, **dataset.options)
+    if not 1 <= dataset.holdout < len(train.items):
+        raise DatasetError(f"dataset.holdout must lie in [1, {len(train.items) - 1}] (the {dataset.train_split} "
+                           f"split has {len(train.items)} images), got {dataset.holdout}")
+    held = set(np.random.default_rng(HOLDOUT_SEED).permutation(len(train.items))[:dataset.holdout].tolist())
+    if split == dataset.train_split:
+        return dataclasses.replace(train, items=[item for i, item in enumerate(train.items) if i not in held])
+    return dataclasses.replace(train, split=f"{dataset.train_split} (held out)",
+                               items=[item for i, item in enumerate(train.items) if i in held])
+
+
 def open_split(dataset: DatasetConfig, split: str) -> CountingDataset:
-    """Open ``split`` of the configured dataset, keeping the first ``limit_*`` items."""
-    ds = open_dataset(dataset.name, resolve_root(dataset), split, **dataset.options)
+    """Open ``split`` of the configured dataset, keeping the first ``limit_*`` items. With
+    ``dataset.holdout`` the test split is replaced by held-out train images (see
+    :class:`~orchestrator.config.DatasetConfig`)."""
+    if dataset.holdout is not None and split in (dataset.train_split, dataset.test_split):
+        ds = _holdout_split(dataset, split)
+    else:
+        ds = open_dataset(dataset.name, resolve_root(dataset), split, **dataset.options)
     limit = dataset.limit_train if split == dataset.train_split else dataset.limit_test
     if limit is not None:
         if limit < 1:

@@ -104,6 +104,30 @@ def pair_patches(specs: Sequence[PatchSpec], rng: np.random.Generator, align: in
     return pairs
 
 
+def group_pairs(pairs: Sequence[tuple[PatchSpec, PatchSpec]], pairs_per_step: int, rng: np.random.Generator,
+                align: int = 8) -> list[tuple[PatchSpec, ...]]:
+    """Consecutive pairs as minibatches of ``pairs_per_step`` pairs, ordered first samples then
+    second samples (``(a1, .., aP, b1, .., bP)``: sample ``i`` pairs with ``i + P``, as the
+    alignment loss expects), all cropped (at a random aligned position inside each) to the
+    smallest height and width of the minibatch. A last incomplete group is dropped.
+    ``pairs_per_step = 1`` returns the pairs unchanged without drawing from ``rng``."""
+    if pairs_per_step < 1:
+        raise ValueError(f"group_pairs: pairs_per_step must be >= 1, got {pairs_per_step}")
+    if pairs_per_step == 1:
+        return [tuple(pair) for pair in pairs]
+    batches = []
+    for start in range(0, len(pairs) - pairs_per_step + 1, pairs_per_step):
+        group = pairs[start:start + pairs_per_step]
+        specs = [pair[0] for pair in group] + [pair[1] for pair in group]
+        h, w = min(s.height for s in specs), min(s.width for s in specs)
+        batches.append(tuple(
+            dataclasses.replace(s, top=s.top + _offset(rng, s.height - h, align),
+                                left=s.left + _offset(rng, s.width - w, align), height=h, width=w)
+            for s in specs
+        ))
+    return batches
+
+
 def extract_patch(image: np.ndarray, density: np.ndarray, spec: PatchSpec) -> tuple[np.ndarray, np.ndarray]:
     """Copy the crop of ``spec`` out of ``image`` ``(H, W, 3)`` and ``density`` ``(H, W)``
     (full resolution), flipped if asked. The inputs are never modified."""

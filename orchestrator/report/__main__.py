@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from orchestrator.report.render import pooled_keys, report_text
+from orchestrator.report.render import CSV_TABLES, pooled_keys, report_text
 from orchestrator.report.tables import (
     FORMATS,
     ReportError,
@@ -41,6 +41,8 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results_dirs", nargs="+", metavar="RESULTS_DIR", help="folder(s) holding results.parquet")
     parser.add_argument("--format", choices=FORMATS, default="markdown")
+    parser.add_argument("--table", choices=CSV_TABLES, default="final",
+                        help="with --format csv: which table to print (final rows, every cycle, paired comparisons)")
     parser.add_argument("--figures", default=None, metavar="DIR", help="write PNG figures here")
     parser.add_argument("--paper", default=None, metavar="CONFIG",
                         help="take the paper's numbers from this config's 'paper' section instead")
@@ -52,7 +54,7 @@ def main(argv=None) -> int:
         every_ref = paper_references(results.configs, args.paper)
         refs, not_compared = paper_scale_only(every_ref, results)
         pool = tuple(args.pool) + pooled_keys(every_ref)  # pooling holds at every scale
-        sys.stdout.write(report_text(results, args.format, refs, pool, not_compared))
+        sys.stdout.write(report_text(results, args.format, refs, pool, not_compared, args.table))
         if args.figures is not None:
             from orchestrator.report.figures import write_figures  # matplotlib only when asked for
 

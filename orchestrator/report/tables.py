@@ -3,6 +3,11 @@ paper matching. Rendering lives in :mod:`orchestrator.report`, figures in :mod:`
 
 Long-format input (DESIGN.md §4): one row per (trial, cycle or stage); a trial's final row is the
 one with the largest ``cycle``; swept settings are ``setting.<dotted key>`` columns.
+
+Pooled settings (``--pool KEY`` or a config's ``paper.pool_over``, e.g. UCF_CC_50's five folds) are
+averaged within each seed first, then mean ± std is taken over seeds: the papers' ± is the spread
+over trials of the k-fold result, which pooling every fold x seed would inflate with the fold-to-
+fold spread. Such rows record how many folds each seed completed (``per_seed``).
 """
 
 from __future__ import annotations
@@ -88,6 +93,8 @@ class GroupSummary:
     paper: PaperResult | None
     #: MAE of predicting the mean count of each trial's labeled images (AL-AC rows), if recorded.
     mean_baseline: Stat | None = None
+    #: (seed, pooled settings it completed) when settings were pooled; stats are then over seeds.
+    per_seed: tuple[tuple[Any, int], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,13 +107,42 @@ class CycleSummary:
     rmse: Stat
     paper: PaperResult | None
     mean_baseline: Stat | None = None
+    per_seed: tuple[tuple[Any, int], ...] = ()
 
 
-def mean_baseline_stat(rows: pd.DataFrame) -> Stat | None:
+def pooled_columns(frame: pd.DataFrame, pooled: tuple[str, ...]) -> list[str]:
+    """The ``setting.*`` columns of the pooled keys that this frame has."""
+    return [SETTING_PREFIX + k for k in dict.fromkeys(pooled) if SETTING_PREFIX + k in frame.columns]
+
+
+def seed_values(rows: pd.DataFrame, column: str, pooled_cols: list[str]) -> pd.Series:
+    """``column`` as numbers: each seed's mean over its pooled settings (folds) when some are
+    pooled, else one value per row."""
+    values = pd.to_numeric(rows[column], errors="coerce")
+    if not pooled_cols or "seed" not in rows:
+        return values
+    return values.groupby(rows["seed"], dropna=False).mean()
+
+
+def seed_stat(rows: pd.DataFrame, column: str, pooled_cols: list[str]) -> Stat:
+    """Mean ± std over trials, or over seeds of the per-seed pooled mean (see :func:`seed_values`)."""
+    return Stat.of(seed_values(rows, column, pooled_cols))
+
+
+def completed_per_seed(rows: pd.DataFrame, pooled_cols: list[str]) -> tuple[tuple[Any, int], ...]:
+    """(seed, how many distinct pooled settings it has a MAE for), by seed; () when nothing is pooled."""
+    if not pooled_cols or "seed" not in rows:
+        return ()
+    done = rows[pd.to_numeric(rows["mae"], errors="coerce").notna()]
+    counts = done.drop_duplicates(["seed"] + pooled_cols).groupby("seed", dropna=False).size()
+    return tuple((_plain(seed), int(n)) for seed, n in sorted(counts.items(), key=lambda kv: str(kv[0])))
+
+
+def mean_baseline_stat(rows: pd.DataFrame, pooled_cols: list[str] = ()) -> Stat | None:
     """Mean ± std of the rows' ``mean_baseline_mae`` (AL-AC's Mean baseline), or None."""
     if "mean_baseline_mae" not in rows or not rows["mean_baseline_mae"].notna().any():
         return None
-    return Stat.of(rows["mean_baseline_mae"].dropna())
+    return seed_stat(rows[rows["mean_baseline_mae"].notna()], "mean_baseline_mae", list(pooled_cols))
 
 
 # ---------------------------------------------------------------------------------------- loading
@@ -246,7 +282,7 @@ def _reference(refs: dict[str, PaperReference], experiment: str) -> PaperReferen
     return refs.get(experiment) or refs.get("*")
 
 
-def _sort_key(key: GroupKey, configs: dict[str, dict], order: dict[str, int]):
+def group_sort_key(key: GroupKey, configs: dict[str, dict], order: dict[str, int]):
     """Experiments in the order read, then method, dataset, then settings in the config's grid order."""
     parts: list[Any] = [order.get(key.experiment, 0), key.method, key.dataset]
     grid = (configs.get(key.experiment) or {}).get("grid") or {}
@@ -264,6 +300,7 @@ def summarize(results: ResultsSet, refs: dict[str, PaperReference] | None = None
     frame = results.frame
     pooled = tuple(pool_over) + tuple(k for ref in refs.values() for k in ref.pool_over)
     keys = setting_keys(frame, pooled)
+    pooled_cols = pooled_columns(frame, pooled)
     final = final_rows(frame)
     order = {name: i for i, name in enumerate(dict.fromkeys(frame["experiment"].astype(str)))}
     summaries = []
@@ -277,9 +314,10 @@ def summarize(results: ResultsSet, refs: dict[str, PaperReference] | None = None
             n_labeled = int(ok["n_labeled"].iloc[0])
         ref = _reference(refs, key.experiment)
         paper = best_match(ref.results, key.dataset, _value_getter(key, results.configs, n_labeled, pooled)) if ref else None
-        summaries.append(GroupSummary(key, n_labeled, Stat.of(ok["mae"]), Stat.of(ok["rmse"]), len(ok), len(failed),
-                                      errors, paper, mean_baseline_stat(ok)))
-    return sorted(summaries, key=lambda s: _sort_key(s.key, results.configs, order))
+        summaries.append(GroupSummary(key, n_labeled, seed_stat(ok, "mae", pooled_cols), seed_stat(ok, "rmse", pooled_cols),
+                                      len(ok), len(failed), errors, paper, mean_baseline_stat(ok, pooled_cols),
+                                      completed_per_seed(ok, pooled_cols)))
+    return sorted(summaries, key=lambda s: group_sort_key(s.key, results.configs, order))
 
 
 def summarize_cycles(results: ResultsSet, refs: dict[str, PaperReference] | None = None,
@@ -295,12 +333,13 @@ def summarize_cycles(results: ResultsSet, refs: dict[str, PaperReference] | None
         return []
     pooled = tuple(pool_over) + tuple(k for ref in refs.values() for k in ref.pool_over)
     keys = setting_keys(frame, pooled)
+    pooled_cols = pooled_columns(frame, pooled)
     order = {name: i for i, name in enumerate(dict.fromkeys(frame["experiment"].astype(str)))}
     out = []
     for key, (n_labeled,), rows in _groups(frame, keys, ["n_labeled"]):
         ref = _reference(refs, key.experiment)
         cycle_results = tuple(r for r in ref.results if r.names_n_labeled) if ref else ()
         paper = best_match(cycle_results, key.dataset, _value_getter(key, results.configs, int(n_labeled), pooled))
-        out.append(CycleSummary(key, int(n_labeled), Stat.of(rows["mae"]), Stat.of(rows["rmse"]), paper,
-                                mean_baseline_stat(rows)))
-    return sorted(out, key=lambda c: (_sort_key(c.key, results.configs, order), c.n_labeled))
+        out.append(CycleSummary(key, int(n_labeled), seed_stat(rows, "mae", pooled_cols), seed_stat(rows, "rmse", pooled_cols),
+                                paper, mean_baseline_stat(rows, pooled_cols), completed_per_seed(rows, pooled_cols)))
+    return sorted(out, key=lambda c: (group_sort_key(c.key, results.configs, order), c.n_labeled))

@@ -181,10 +181,10 @@ def test_pool_over_averages_folds_into_one_row(tmp_path):
 def test_several_dirs_and_suite_folder(results_dir, tmp_path):
     rows = [dict(r, experiment="tab_b", dataset="shanghaitech_b") for r in _rows()]
     other = _write(tmp_path / "tab_b", rows, dict(_config(), experiment="tab_b"))
-    _, out, _ = _run(str(results_dir), str(other))
+    _, out, _ = _run(str(results_dir), str(other), "--no-report")  # the tables only: no report paths
     assert _cells(out.splitlines()[0])[:3] == ["experiment", "method", "dataset"]
     assert _has_row(out, ["tab_b", "alac", "shanghaitech_b", "pssw"])
-    _, suite_out, _ = _run(str(tmp_path))  # the parent holds both experiment folders
+    _, suite_out, _ = _run(str(tmp_path), "--no-report")  # the parent holds both experiment folders
     assert suite_out == out
 
 

@@ -1,8 +1,9 @@
 """Results -> the papers' tables and figures.
 
 ``tables`` reads results Parquets and summarises trials (mean ± std per setting, per cycle),
-``paper`` holds the papers' numbers from the configs, ``render`` writes markdown / LaTeX / CSV,
-``figures`` the PNGs; ``python -m orchestrator.report`` is the command (``__main__``).
+``paper`` holds the papers' numbers from the configs, ``paired`` the paired comparisons between
+settings, ``render`` writes markdown / LaTeX / CSV (through pandas), ``figures`` the PNGs,
+``document`` report.md + report.html; ``python -m orchestrator.report`` is the command (``__main__``).
 """
 
 from orchestrator.report.render import render_table, report_text

@@ -12,7 +12,8 @@ Imported only when ``python -m orchestrator.report ... --figures DIR`` asks for 
   their counts, from ``RESULTS_DIR/examples/<trial_id>.npz``.
 
 A figure whose data is absent is skipped with a printed note. Files are written atomically
-(temporary file, then rename).
+(temporary file, then rename). :func:`make_figures` also returns each figure's caption, for the
+report file (:mod:`orchestrator.report.document`).
 """
 
 from __future__ import annotations
@@ -187,19 +188,27 @@ def density_examples(dirs: tuple[Path, ...], path: Path) -> Path | None:
     return save_png_atomic(fig, path)
 
 
-def write_figures(results: ResultsSet, cycles: list[CycleSummary], out_dir: str | Path) -> list[str]:
-    """Write every figure whose data exists into ``out_dir``; one line per figure (path or why skipped)."""
+#: The figures in report order: file name, what it shows, why it may be missing.
+FIGURES = (("mae_vs_budget.png", "MAE against labeled images (AL-AC Fig. 4)", "no AL-AC cycles with results"),
+           ("partitions.png", "the pool's predicted counts, Jenks partitions and picks of one selection (AL-AC Fig. 3)",
+            "no AL-AC selection by partitions with the pool's predicted counts"),
+           ("density_examples.png", "predicted vs true density of test images (AL-AC Fig. 5)", "no examples/*.npz"))
+
+
+def make_figures(results: ResultsSet, cycles: list[CycleSummary], out_dir: str | Path) -> list[tuple[str, Path | None, str]]:
+    """Write every figure whose data exists into ``out_dir``: (file name, path or None, caption or why skipped)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    lines = []
-    made = mae_vs_budget(cycles, out / "mae_vs_budget.png")
-    lines.append(f"figure: {made}" if made else "figure skipped: mae_vs_budget.png (no AL-AC cycles with results)")
-    made = partitions(results.frame, out / "partitions.png")
-    lines.append(f"figure: {made}" if made else
-                 "figure skipped: partitions.png (no AL-AC selection by partitions with the pool's predicted counts)")
-    made = density_examples(results.dirs, out / "density_examples.png")
-    lines.append(f"figure: {made}" if made else "figure skipped: density_examples.png (no examples/*.npz)")
-    return lines
+    made = [mae_vs_budget(cycles, out / FIGURES[0][0]), partitions(results.frame, out / FIGURES[1][0]),
+            density_examples(results.dirs, out / FIGURES[2][0])]
+    return [(name, path, caption if path else why) for (name, caption, why), path in zip(FIGURES, made)]
 
 
-__all__ = ["density_examples", "mae_vs_budget", "partitions", "pick_selection", "save_png_atomic", "write_figures"]
+def write_figures(results: ResultsSet, cycles: list[CycleSummary], out_dir: str | Path) -> list[str]:
+    """Write every figure whose data exists into ``out_dir``; one line per figure (path or why skipped)."""
+    return [f"figure: {path}" if path else f"figure skipped: {name} ({why})"
+            for name, path, why in make_figures(results, cycles, out_dir)]
+
+
+__all__ = ["FIGURES", "density_examples", "mae_vs_budget", "make_figures", "partitions", "pick_selection", "save_png_atomic",
+           "write_figures"]

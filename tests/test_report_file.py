@@ -15,7 +15,7 @@ import pandas as pd
 
 from orchestrator import report
 from orchestrator.core.results import rows_frame
-from orchestrator.report.document import config_hash
+from orchestrator.report.document import config_hash, write_folder_report
 
 CONFIG = {"experiment": "ex", "method": "alac", "scale": "smoke", "grid": {"alac.strategy": ["pssw", "random"]}}
 
@@ -93,3 +93,13 @@ def test_no_report_and_unwritable_output(tmp_path):
     blocker.write_text("x")
     code, _, err = _run(str(directory), "--out", str(blocker))
     assert code == 2 and err.startswith("error: cannot write the report:") and len(err.strip().splitlines()) == 1
+
+
+def test_folder_report_for_the_sweep_matches_the_cli(tmp_path):
+    directory = _write(tmp_path / "ex")
+    markdown, page, lines = write_folder_report(directory)
+    assert (markdown, page) == (directory / "report.md", directory / "report.html")
+    assert lines[0] == f"figure: {directory / 'figures' / 'mae_vs_budget.png'}"
+    from_sweep = markdown.read_text().split("## Results", 1)[1]
+    _run(str(directory))
+    assert markdown.read_text().split("## Results", 1)[1] == from_sweep  # the same report after the header

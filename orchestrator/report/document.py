@@ -170,5 +170,18 @@ def write_report(results: ResultsSet, refs: dict[str, PaperReference], pool_over
     return markdown, page, lines
 
 
+def write_folder_report(results_dir: str | Path, argv: list[str] | None = None) -> tuple[Path, Path, list[str]]:
+    """:func:`write_report` for one results folder, as ``python -m orchestrator.report DIR`` does
+    (the paper's numbers from its experiment.json, at paper scale only; its pooled folds): for
+    the sweep's closing step."""
+    from orchestrator.report.render import pooled_keys
+    from orchestrator.report.tables import load_results, paper_references, paper_scale_only
+
+    results = load_results([results_dir])
+    every_ref = paper_references(results.configs)
+    refs, not_compared = paper_scale_only(every_ref, results)
+    return write_report(results, refs, pooled_keys(every_ref), results_dir, None, argv or [str(results_dir)], not_compared)
+
+
 __all__ = ["HTML_FILE", "MARKDOWN_FILE", "config_hash", "failed_trials", "provenance", "report_blocks", "to_html",
-           "to_markdown", "write_report"]
+           "to_markdown", "write_folder_report", "write_report"]

@@ -77,6 +77,11 @@ def test_smoke_sweep_writes_the_results_table(tmp_path, ray_session):
         assert column in frame, column
     assert json.loads((tmp_path / "alac_demo/experiment.json").read_text())["experiment"] == "alac_demo"
     assert len(list((tmp_path / "alac_demo/examples").glob("*.npz"))) == 4
+    from orchestrator.sweep.__main__ import paired_table
+    paired = paired_table(frame, plan.experiments["alac_demo"].to_dict()).splitlines()
+    strategy_row = next(line for line in paired if "| strategy" in line)  # PSSW vs random on the 2 shared seeds
+    cells = [cell.strip() for cell in strategy_row.strip("|").split("|")]
+    assert cells[2:4] == ["pssw", "random"] and cells[5] == "2" and cells[-1] == "paired t"
 
 
 @pytest.mark.slow
@@ -99,6 +104,10 @@ def test_failed_trial_is_counted_then_resume_runs_it_once(tmp_path):
     assert (frame["status"] == "ok").all() and frame["trial_id"].nunique() == 2
     assert frame.groupby("trial_id")["cycle"].apply(sorted).tolist() == [[1, 2, 3], [1, 2, 3]]
     assert "resuming" in second.stdout + second.stderr  # the victim continued from its cycle-2 checkpoint
+    last = second.stdout.strip().splitlines()[-1]  # the report is written without a second command
+    assert last.startswith("report:") and last.split()[1] == str(storage / "alac_demo/report.html")
+    report = (storage / "alac_demo/report.md").read_text()
+    assert "| pssw" in report and "figures/" in report
 
 
 def _free_port() -> int:

@@ -39,6 +39,17 @@ def summary_table(frame: pd.DataFrame, config: dict) -> str:
     return render_table(frame, "markdown", configs={config["experiment"]: config})
 
 
+def paired_table(frame: pd.DataFrame, config: dict) -> str:
+    """The final-MAE paired comparisons of the settings (A - B on shared seeds, 95 % CI, p), as
+    the report writes them; empty when nothing pairs."""
+    from orchestrator.report.paired import paired_comparisons
+    from orchestrator.report.render import paired_rows, render
+    from orchestrator.report.tables import ResultsSet
+
+    final = [c for c in paired_comparisons(ResultsSet(frame, {config["experiment"]: config}, ())) if c.n_labeled is None]
+    return render(*paired_rows(final), "markdown") if final else ""
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m orchestrator.sweep", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -59,12 +70,18 @@ def main(argv=None) -> int:
     except (ConfigError, DatasetError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    from orchestrator.report.document import write_folder_report
+
     for name, path in written.items():
-        frame = pd.read_parquet(path)
-        print(f"\n## {name}\n\n{summary_table(frame, plan.experiments[name].to_dict())}")
+        frame, config = pd.read_parquet(path), plan.experiments[name].to_dict()
+        print(f"\n## {name}\n\n{summary_table(frame, config)}")
+        paired = paired_table(frame, config)
+        if paired:
+            print(f"\nPaired on shared seeds (MAE of A minus MAE of B):\n\n{paired}")
     print(f"\nfinished in {time.perf_counter() - started:.0f} s")
     for name, path in written.items():
-        print(f"results: {path}   report: python -m orchestrator.report {path.parent} --figures {path.parent / 'figures'}")
+        markdown, page, _ = write_folder_report(path.parent, [str(path.parent)])
+        print(f"results: {path}\nreport:  {page} ({markdown.name} beside it)")
     return 0
 
 

@@ -15,7 +15,7 @@ random             none                              uniform, without replacemen
 pssw               Jenks of predicted counts         one per partition, P ~ GDSIM
 even_partition     m equal-width count ranges        one per partition, P ~ GDSIM
 global_diff        Jenks of predicted counts         one per partition, P ~ min |count diff|
-domain_classifier  none                              m lowest P(unlabeled) (AL-AC-v)
+domain_classifier  none                              m highest P(unlabeled) (AL-AC-v)
 count_threshold    count <= threshold / > threshold  uniform among counts > threshold
 =================  ================================  =======================================
 
@@ -241,13 +241,24 @@ class GlobalDiffSelection(_PartitionedWeightedSelection):
         ).score
 
 
+#: AL-AC-v's end of the classifier's ranking (``pick``): ``most_unlabeled`` = the highest
+#: P(unlabeled), the paper's (its appendix labels unlabeled 0 / labeled 1 and takes "the lowest
+#: probabilities", i.e. the lowest P(labeled), as VAAL does); ``most_labeled`` = the lowest.
+DOMAIN_PICKS = ("most_unlabeled", "most_labeled")
+
+
 @dataclass(frozen=True)
 class DomainClassifierSelection(SelectionStrategy):
-    """AL-AC-v: the ``min(m, U)`` images with the lowest P(unlabeled) from the distribution
-    classifier, i.e. those it finds most like labeled data. Deterministic; ties go to the
-    lower pool row. Scores are the probabilities."""
+    """AL-AC-v: the ``min(m, U)`` images the distribution classifier is most sure are unlabeled
+    (the highest P(unlabeled); ``pick="most_labeled"``: the lowest, those most like labeled
+    data). Deterministic; ties go to the lower pool row. Scores are P(unlabeled)."""
 
     name: ClassVar[str] = "domain_classifier"
+    pick: Literal["most_unlabeled", "most_labeled"] = "most_unlabeled"
+
+    def __post_init__(self) -> None:
+        if self.pick not in DOMAIN_PICKS:
+            raise ValueError(f"domain_classifier pick must be one of {list(DOMAIN_PICKS)}, got {self.pick!r}")
 
     def _check_inputs(self, inputs):
         if inputs.pool_unlabeled_probability is None:
@@ -258,7 +269,8 @@ class DomainClassifierSelection(SelectionStrategy):
 
     def _select(self, inputs, m, n_picks, rng):
         probability = inputs.pool_unlabeled_probability
-        order = np.lexsort((np.arange(inputs.n_pool), probability))
+        key = -probability if self.pick == "most_unlabeled" else probability
+        order = np.lexsort((np.arange(inputs.n_pool), key))
         selected = order[:n_picks]
         pool_probability = np.zeros(inputs.n_pool)
         pool_probability[selected] = 1.0

@@ -191,12 +191,19 @@ def test_global_diff_weights_are_count_differences_within_partitions():
     np.testing.assert_allclose(result.pool_probability, [1 / 6, 1 / 6, 4 / 6, 2 / 3, 1 / 3])
 
 
-def test_domain_classifier_takes_the_lowest_unlabeled_probabilities():
-    probability = np.array([0.9, 0.2, 0.5, 0.2, 0.1, 0.7])
-    inputs = SelectionInputs(np.arange(6.0), np.empty(0), pool_unlabeled_probability=probability)
+def test_domain_classifier_takes_the_images_most_surely_unlabeled_by_default():
+    """The paper (labels unlabeled 0, labeled 1; "the lowest probabilities") = the highest
+    P(unlabeled) in our labeled 0 / unlabeled 1 convention; ``most_labeled`` is the other end."""
+    probability = np.array([0.9, 0.2, 0.5, 0.2, 0.1, 0.7, 0.9])
+    inputs = SelectionInputs(np.arange(7.0), np.empty(0), pool_unlabeled_probability=probability)
     result = select("domain_classifier", inputs, 3, np.random.default_rng(0))
-    np.testing.assert_array_equal(result.selected, [4, 1, 3])  # tie 0.2: lower row first
-    np.testing.assert_array_equal(result.selected_score, [0.1, 0.2, 0.2])
+    np.testing.assert_array_equal(result.selected, [0, 6, 5])  # tie 0.9: lower row first
+    np.testing.assert_array_equal(result.selected_score, [0.9, 0.9, 0.7])
+    other = select("domain_classifier", inputs, 3, np.random.default_rng(0), pick="most_labeled")
+    np.testing.assert_array_equal(other.selected, [4, 1, 3])  # tie 0.2: lower row first
+    np.testing.assert_array_equal(other.selected_score, [0.1, 0.2, 0.2])
+    with pytest.raises(ValueError, match="pick must be one of"):
+        select("domain_classifier", inputs, 3, np.random.default_rng(0), pick="lowest")
     with pytest.raises(ValueError, match="pool_unlabeled_probability"):
         select("domain_classifier", SelectionInputs(np.arange(6.0), np.empty(0)), 3,
                np.random.default_rng(0))

@@ -177,16 +177,49 @@ def test_grl_only_ablation_changes_only_the_aligned_cycle(tmp_path):
     assert grl_only["train_loss"].iloc[2] != with_mixup["train_loss"].iloc[2]  # no mixed-sample term
 
 
-def test_the_paper_rs_baseline_labels_m_images_once_and_trains_one_cycle(tmp_path):
-    """RS (Baseline): the trial's first m0 images plus M - m0 more at random, one training of a
-    cycle's length from the initial weights, no alignment, the same for every m."""
+def test_the_paper_rs_baseline_trains_each_size_once_from_the_start(tmp_path):
+    """RS (Baseline): at each size n of the schedule, the trial's first m0 images plus the next
+    n - m0 of one seeded random order, one training from the initial weights, no alignment (even
+    with ``alac.alignment`` set); the row at n is the same for every m."""
     rows = ALACTrial(smoke_config("alac.strategy=rs_baseline"), tmp_path / "rs", log=quiet).run()
-    assert list(rows["cycle"]) == [1] and int(rows["n_labeled"].iloc[0]) == 9 and not rows["alignment"].iloc[0]
-    labeled = json.loads(rows["labeled_ids"].iloc[0])
+    assert list(rows["n_labeled"]) == [3, 6, 9] and not rows["alignment"].any()
+    labeled = [json.loads(x) for x in rows["labeled_ids"]]
     first = ALACTrial(smoke_config(), "/tmp/unused", log=quiet).fresh_state().labels.labeled_ids
-    assert labeled[:len(first)] == first  # paired with the strategies' trials of the same seed
+    assert labeled[0] == first and labeled[2][:6] == labeled[1]  # paired with the strategies' trials, nested
+    assert json.loads(rows["selected_ids"].iloc[0]) == []  # nothing selected: the order is drawn up front
     other_m = ALACTrial(smoke_config("alac.strategy=rs_baseline", "alac.per_cycle=2"), tmp_path / "m2", log=quiet).run()
-    assert json.loads(other_m["labeled_ids"].iloc[0]) == labeled and other_m["mae"].iloc[0] == rows["mae"].iloc[0]
+    assert list(other_m["n_labeled"]) == [3, 5, 7, 9]
+    for n in (3, 9):
+        mine, theirs = rows[rows["n_labeled"] == n].iloc[0], other_m[other_m["n_labeled"] == n].iloc[0]
+        assert mine["labeled_ids"] == theirs["labeled_ids"] and mine["mae"] == theirs["mae"]
+    loop = ALACTrial(smoke_config("alac.strategy=random"), tmp_path / "loop", log=quiet).run()
+    assert loop["mae"].iloc[0] == rows["mae"].iloc[0]  # at m0 it is the strategies' first cycle exactly
+    assert loop["mae"].iloc[1] != rows["mae"].iloc[1]  # the cycle-by-cycle random selection is another thing
+
+
+@pytest.mark.realdata
+def test_table1_rs_rows_are_the_same_for_both_m(tmp_path, data_root):
+    """configs/alac/table1_*: the RS rows run ``rs_baseline``, whose row at each labeled-set size
+    is the same for the grid's two m (the paper prints the same RS numbers for m = 10 and 5)."""
+    import yaml
+    from conftest import real_dataset_dir
+
+    real_dataset_dir(data_root, "ShanghaiTech/part_A")
+    for table in sorted(DEMO.parent.glob("table1_*.yaml")):
+        paper = yaml.safe_load(table.read_text())["paper"]["results"]
+        assert {r["settings"]["alac.strategy"] for r in paper if r["label"].startswith("RS")} == {"rs_baseline"}, table
+    path = DEMO.parent / "table1_pssw_vs_random_sha.yaml"
+    base = load_config(path, "smoke")
+    assert "rs_baseline" in base.grid["alac.strategy"]
+    runs = {}
+    for m in base.grid["alac.per_cycle"]:  # smoke's stand-ins for m = 10 and 5
+        config = load_config(path, "smoke", ["alac.strategy=rs_baseline", f"alac.per_cycle={m}"], seed=0)
+        runs[m] = ALACTrial(config, tmp_path / f"m{m}", log=quiet).run().set_index("n_labeled")
+    big, small = (runs[m] for m in base.grid["alac.per_cycle"])
+    shared = sorted(set(big.index) & set(small.index))
+    assert len(shared) >= 2 and len(small) > len(big)
+    for column in ("mae", "rmse", "labeled_ids", "train_loss"):
+        assert list(big.loc[shared, column]) == list(small.loc[shared, column]), column
     with pytest.raises(ConfigError, match="unknown strategy 'rs'"):
         smoke_config("alac.strategy=rs") and ALACTrial(smoke_config("alac.strategy=rs"), tmp_path / "x", log=quiet)
 
@@ -214,3 +247,21 @@ def test_more_pairs_per_step_and_clipping_train_a_different_but_reproducible_mod
     b = ALACTrial(smoke_config(*cfg), tmp_path / "c", log=quiet).run()
     assert a["mae"].tolist() == b["mae"].tolist()
     assert a["mae"].tolist() != base["mae"].tolist()
+
+
+def test_al_ac_v_picks_the_images_the_classifier_is_surest_are_unlabeled():
+    """AL-AC-v (appendix: unlabeled 0, labeled 1, "the lowest probabilities") picks the highest
+    P(unlabeled) in our labeled 0 / unlabeled 1 convention; ``alac.domain_pick: most_labeled``
+    is the other reading."""
+    from orchestrator.alac.strategy import select_batch
+
+    scores = {"count": np.arange(6.0), "signature": np.zeros((6, 21)), "true_count": np.zeros(6),
+              "domain_prob": np.array([0.3, 0.95, 0.1, 0.6, 0.05, 0.8])}
+    rng = np.random.default_rng(0)
+    args = (scores, np.array([1.0]), np.zeros((1, 21)), 2, rng)
+    variant = smoke_config("alac.strategy=domain_classifier", "alac.alignment_every_cycle=true")
+    assert list(select_batch(variant.alac, *args).selected) == [1, 5]
+    other = smoke_config("alac.strategy=domain_classifier", "alac.alignment_every_cycle=true", "alac.domain_pick=most_labeled")
+    assert list(select_batch(other.alac, *args).selected) == [4, 2]
+    with pytest.raises(ConfigError, match="alac.domain_pick: must be one of"):
+        ALACTrial(smoke_config("alac.domain_pick=lowest"), "/tmp/unused", log=quiet)

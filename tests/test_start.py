@@ -146,7 +146,7 @@ def test_a_few_hundred_steps_from_random_weights_beat_the_mean_predictor(tmp_pat
     """The demo's training settings from a random (He) start: one training of 12 random labeled
     crowds (the paper's one-shot RS baseline, no alignment) gets the test MAE below that of
     predicting the labeled images' mean count."""
-    config = load_config(DEMO, "demo", ["alac.strategy=rs_baseline", "alac.budget=12", "alac.train.epochs=8",
+    config = load_config(DEMO, "demo", ["alac.strategy=rs_baseline", "alac.budget=12", "alac.per_cycle=8", "alac.train.epochs=8",
                                         "dataset.options.n_test=12", "ray.torch_threads=2"], seed=0)
     row = ALACTrial(config, tmp_path / "t", log=quiet).run().iloc[-1]
     assert row["train_steps"] >= 400 and row["model_start"] == "random"

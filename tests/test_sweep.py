@@ -44,6 +44,19 @@ def test_plan_is_grid_times_seeds_with_paired_seeds():
     assert plan.trials[0].load().alac.strategy == "pssw"
 
 
+def test_grid_points_that_run_the_same_trial_are_planned_once(tmp_path):
+    """``rs_baseline`` ignores ``alac.alignment``: of strategy x alignment, its aligned point
+    would repeat the unaligned one and is not planned; every other point is."""
+    config = tmp_path / "grid.yaml"
+    config.write_text(ALAC_DEMO.read_text().replace("alac.strategy: [pssw, random]",
+                                                    "alac.strategy: [pssw, rs_baseline, random]\n  alac.alignment: [false, true]"))
+    plan = plan_sweep(config, "smoke", TINY, trials=2)
+    points = [dict(s) for s in dict.fromkeys(t.settings for t in plan.trials)]
+    assert len(plan.trials) == 10 and {"alac.strategy": "rs_baseline", "alac.alignment": True} not in points
+    assert {"alac.strategy": "rs_baseline", "alac.alignment": False} in points
+    assert {"alac.strategy": "random", "alac.alignment": True} in points
+
+
 def test_plan_validates_every_trial_before_ray(tmp_path):
     with pytest.raises(ConfigError, match="alac.budget"):
         plan_sweep(ALAC_DEMO, "smoke", TINY + ["alac.budget=500"])

@@ -4,9 +4,11 @@ Cycle t (1-based) trains on the labeled set V_t (continuing from cycle t-1's wei
 optimiser), evaluates on the test split, and — unless it is the last cycle — scores the
 unlabeled pool and selects the images labeled at cycle t+1. The last cycle may train with
 distribution alignment (GRL classifier + latent MixUp over labeled and unlabeled patches).
-``alac.strategy: rs_baseline`` is the paper's RS baseline instead: all M images labeled at
-once (the first m0 as every strategy's, the rest at random from the seed), one cycle, no
-alignment. Every row also carries the Mean baseline of its labeled images.
+``alac.strategy: rs_baseline`` is the paper's RS baseline instead: at each labeled-set size of
+the schedule (m0, m0 + m, ..., M) one training from the initial weights on the first n images of
+one random order drawn from the seed alone (the trial's first m0, then the rest of the pool), no
+selection, no alignment (whatever ``alac.alignment`` says) and nothing carried between sizes, so
+the row at n does not depend on m. Every row also carries the Mean baseline of its labeled images.
 
 Reproducibility and resume: every random choice draws from a generator seeded by
 ``(seed, cycle, purpose)`` — the initial m0 images from ``seed`` alone, so every strategy with
@@ -109,13 +111,14 @@ class ALACState:
     classifier_optimizer_state: bytes | None
     rows: list[dict]
     pretraining: str = ""  # how the label-free start was obtained: "computed", "cached" or ""
+    initial_model_state: bytes | None = None  # rs_baseline: every size trains from these weights
 
     def state_dict(self) -> dict:
         return {"labels": self.labels.state_dict(), "next_cycle": self.next_cycle,
                 "model_state": self.model_state, "optimizer_state": self.optimizer_state,
                 "classifier_state": self.classifier_state,
                 "classifier_optimizer_state": self.classifier_optimizer_state, "rows": self.rows,
-                "pretraining": self.pretraining}
+                "pretraining": self.pretraining, "initial_model_state": self.initial_model_state}
 
     def keep(self, result: TrainResult) -> None:
         """Carry a training phase's weights and optimisers into the next cycle."""
@@ -135,9 +138,9 @@ class ALACTrial(TrialRunner):
     def __init__(self, config: ExperimentConfig, out_dir, log=print, trial_id: str = "local", cache_dir=None):
         super().__init__(config, out_dir, log=log, trial_id=trial_id, cache_dir=cache_dir)
         al = config.alac
-        #: The paper's RS baseline labels all M images at once and trains one cycle.
+        #: The paper's RS baseline: one independent training per labeled-set size.
         self.one_shot = al.strategy == ONE_SHOT_RANDOM
-        self.sizes = [al.budget] if self.one_shot else cycle_sizes(al.initial, al.per_cycle, al.budget)
+        self.sizes = cycle_sizes(al.initial, al.per_cycle, al.budget)
         self._labeled_cache: dict[str, tuple[int, np.ndarray]] = {}
 
     # ------------------------------------------------------------------ state
@@ -146,34 +149,49 @@ class ALACTrial(TrialRunner):
         rng = np.random.default_rng([self.config.seed, 0, PURPOSE_INITIAL])
         first = rng.choice(len(self.pool), size=self.config.alac.initial, replace=False)
         labels.label([self.pool.ids[i] for i in sorted(first)], cycle=1)
-        if self.one_shot:  # the rest of the M images at random, from the seed alone
+        if self.one_shot:  # the rest of the pool in one random order from the seed; size n = its prefix
             rest = labels.unlabeled_ids
-            more = np.random.default_rng([self.config.seed, 0, PURPOSE_ONE_SHOT]).choice(
-                len(rest), size=self.config.alac.budget - self.config.alac.initial, replace=False)
-            labels.label([rest[i] for i in sorted(more)], cycle=1)
+            order = np.random.default_rng([self.config.seed, 0, PURPOSE_ONE_SHOT]).permutation(len(rest))
+            m0 = self.config.alac.initial
+            for cycle, (lo, hi) in enumerate(zip(self.sizes, self.sizes[1:]), start=2):
+                labels.label([rest[i] for i in order[lo - m0:hi - m0]], cycle=cycle)
         model, pretraining = initial_model(self.config, self.cache_dir, log=self.log)
-        return ALACState(labels, 1, to_bytes(model.state_dict()), None, None, None, [], pretraining)
+        start = to_bytes(model.state_dict())
+        return ALACState(labels, 1, start, None, None, None, [], pretraining, start if self.one_shot else None)
 
     def restore_state(self, saved: dict) -> ALACState:
         labels = LabelState(self.pool.ids)
         labels.load_state_dict(saved["labels"])
         return ALACState(labels, saved["next_cycle"], saved["model_state"], saved["optimizer_state"],
                          saved["classifier_state"], saved["classifier_optimizer_state"], saved["rows"],
-                         saved.get("pretraining", ""))
+                         saved.get("pretraining", ""), saved.get("initial_model_state"))
 
     def cycles(self) -> list[int]:
         return list(range(1, len(self.sizes) + 1))
 
     # ------------------------------------------------------------------ phases
+    def _labeled_at(self, cycle: int) -> list[str]:
+        """The ids labeled by ``cycle``, in labeling order."""
+        return [i for i in self.state.labels.labeled_ids if self.state.labels.cycle_of(i) <= cycle]
+
     def _train(self, cycle: int, alignment: bool) -> TrainResult:
         cfg, state = self.config, self.state
+        if self.one_shot:  # from the initial weights, seeded by the size, not the cycle: independent of m
+            labeled = self._labeled_at(cycle)
+            taken = set(labeled)
+            unlabeled = [i for i in state.labels.pool_ids if i not in taken]
+            # at m0 the strategies' first cycle exactly (same images, start and seed), so the first rows pair
+            seed = derived_seed(cfg.seed, *((1, PURPOSE_TRAIN) if cycle == 1 else (len(labeled), PURPOSE_ONE_SHOT)))
+            start = (state.initial_model_state, None, None, None)
+        else:
+            labeled, unlabeled = state.labels.labeled_ids, state.labels.unlabeled_ids
+            seed = derived_seed(cfg.seed, cycle, PURPOSE_TRAIN)
+            start = (state.model_state, state.optimizer_state, state.classifier_state, state.classifier_optimizer_state)
         job = TrainJob(
-            dataset=cfg.dataset, labeled_ids=state.labels.labeled_ids,
-            unlabeled_ids=state.labels.unlabeled_ids if alignment else [], alignment=alignment,
-            width=cfg.model.width, train=cfg.alac.train, alac=cfg.alac,
-            seed=derived_seed(cfg.seed, cycle, PURPOSE_TRAIN), model_state=state.model_state,
-            optimizer_state=state.optimizer_state, classifier_state=state.classifier_state,
-            classifier_optimizer_state=state.classifier_optimizer_state, torch_threads=cfg.ray.torch_threads,
+            dataset=cfg.dataset, labeled_ids=labeled, unlabeled_ids=unlabeled if alignment else [], alignment=alignment,
+            width=cfg.model.width, train=cfg.alac.train, alac=cfg.alac, seed=seed, model_state=start[0],
+            optimizer_state=start[1], classifier_state=start[2], classifier_optimizer_state=start[3],
+            torch_threads=cfg.ray.torch_threads,
         )
         return run_loop(run_training, job, cfg.ray, self.out_dir / "ray_train", f"{self.trial_id}_cycle{cycle}")
 
@@ -221,10 +239,11 @@ class ALACTrial(TrialRunner):
         train_s, t = time.perf_counter() - t, time.perf_counter()
         test_scores = score_ids(self._scorer_kwargs(cfg.dataset.test_split), self.test.ids, cfg.ray)
         mae, rmse = mae_rmse(test_scores["count"], test_scores["true_count"])
-        labeled_now = [i for i in state.labels.labeled_ids if state.labels.cycle_of(i) <= cycle]
+        labeled_now = self._labeled_at(cycle)
         mean_mae, mean_rmse = self._mean_baseline(labeled_now, test_scores["true_count"])
         evaluate_s, t = time.perf_counter() - t, time.perf_counter()
-        selected, selection_report, score_s = self._select(cycle) if cycle < n_cycles else ([], NO_SELECTION, 0.0)
+        selecting = cycle < n_cycles and not self.one_shot
+        selected, selection_report, score_s = self._select(cycle) if selecting else ([], NO_SELECTION, 0.0)
         select_s = time.perf_counter() - t - score_s
         return {
             "stage": "cycle", "n_labeled": len(labeled_now),

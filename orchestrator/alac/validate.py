@@ -39,7 +39,7 @@ def validate_alac(config: ExperimentConfig, pool_size: int) -> None:
     if al.budget > pool_size:
         raise ConfigError(f"alac.budget (M = {al.budget}) exceeds the pool: the {config.dataset.name} "
                           f"{config.dataset.train_split} split has {pool_size} images")
-    check_strategy(al.strategy)
+    check_strategy(al.strategy, al.domain_pick)
     check_training(al.train)
     if al.strategy == "domain_classifier" and not al.alignment_every_cycle:
         raise ConfigError("alac.strategy domain_classifier (AL-AC-v) needs alac.alignment_every_cycle: true")

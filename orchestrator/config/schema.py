@@ -130,6 +130,7 @@ class ALConfig:
     levels: int = 3  # grid-signature levels 0..LA
     alignment: bool = True  # distribution alignment (GRL + latent MixUp) in the last cycle
     alignment_every_cycle: bool = False  # AL-AC-v
+    domain_pick: str = "most_unlabeled"  # AL-AC-v's picks: highest P(unlabeled) (the paper's) or most_labeled
     mixup: bool = True  # latent MixUp in the alignment loss; false = the "GRL only" ablation
     beta: float = 3.0
     grl_multiplier: float = -1.0

@@ -11,8 +11,10 @@ A sweep file is either one experiment config (``method:`` at the top) or a *suit
         set: [cssccnn.plus_plus=false]  # optional overrides
 
 Each trial is one seed of one grid point; seeds are ``config.seed + 0 .. trials-1``, the same for
-every grid point (paired comparisons). Every trial's config is loaded and validated here, before
-Ray starts, so a typo fails in a second, not after an hour.
+every grid point (paired comparisons). Grid points whose trials would compute the same thing
+(``rs_baseline`` ignores ``alac.alignment``) are run once, under the first point's settings.
+Every trial's config is loaded and validated here, before Ray starts, so a typo fails in a
+second, not after an hour.
 """
 
 from __future__ import annotations
@@ -96,15 +98,28 @@ def expand_experiment(path: Path, scale: str, overrides: list[str], trials: int 
     stored_path = portable_path(path)
     if n_trials < 1:
         raise ConfigError(f"{path}: the number of trials must be >= 1, got {n_trials}")
-    specs = []
+    specs, seen = [], set()
     for settings in points:
         point_overrides = tuple(overrides) + tuple(f"{k}={_yaml_value(v)}" for k, v in settings)
+        same = _what_runs(load_config(path, scale, list(point_overrides)))
+        if same in seen:  # e.g. rs_baseline x alignment true = rs_baseline x false: run it once
+            continue
+        seen.add(same)
         for i in range(n_trials):
             seed = base.seed + i
             specs.append(TrialSpec(base.experiment, _trial_id(base.experiment, settings, seed), stored_path, scale,
                                    point_overrides, seed, settings))
         validate_trial(specs[-1])
     return base, specs
+
+
+def _what_runs(config: ExperimentConfig) -> str:
+    """What a grid point's trials compute: its config less the settings its method ignores."""
+    if config.method == "alac":
+        from orchestrator.alac.strategy import effective_alac
+
+        config = dataclasses.replace(config, alac=effective_alac(config.alac))
+    return repr(dataclasses.replace(config, source=None, grid={}).to_dict())
 
 
 def validate_trial(spec: TrialSpec) -> None:

@@ -91,12 +91,41 @@ def test_trancos_dots_and_split_lists(tmp_path):
     (tmp_path / "image_sets").mkdir()
     (tmp_path / "image_sets/training.txt").write_text("image-1-000001.jpg\nimage-1-000002.jpg\n")
     (tmp_path / "image_sets/test.txt").write_text("image-2-000003.jpg\n")
-    train = open_dataset("trancos", tmp_path, "train")
+    train = open_dataset("trancos", tmp_path, "train", roi=False)  # no region-of-interest files here
     assert train.ids == ["image-1-000001", "image-1-000002"]
     # touching dots count as two: we count marked pixels, at their centres
     np.testing.assert_array_equal(train[0].points, [[4.5, 3.5], [5.5, 3.5], [60.5, 40.5]])
     assert train[1].count == 0
-    assert open_dataset("trancos", tmp_path, "test")[0].count == 1
+    assert open_dataset("trancos", tmp_path, "test", roi=False)[0].count == 1
+    with pytest.raises(DatasetError, match="mask.mat"):  # the benchmark's regions are applied by default
+        open_dataset("trancos", tmp_path, "train")
+
+
+def test_trancos_regions_of_interest_mask_image_points_and_count(tmp_path):
+    """``<name>mask.mat`` (key ``BW``): by default pixels outside the region are black and
+    vehicles outside it are dropped, so counts and targets cover the region only."""
+    from orchestrator.config import DatasetConfig
+    from orchestrator.core.samples import load_sample
+
+    write_image(tmp_path / "images/image-1-000001.jpg", 48, 64, seed=3)
+    write_dots(tmp_path / "images/image-1-000001dots.png", 48, 64, [(3, 4), (3, 5), (40, 60), (30, 10)])
+    mask = np.zeros((48, 64), dtype=np.uint8)
+    mask[:, :32] = 1  # the left half is evaluated: (40, 60) falls outside
+    scipy.io.savemat(tmp_path / "images/image-1-000001mask.mat", {"BW": mask})
+    (tmp_path / "image_sets").mkdir()
+    (tmp_path / "image_sets/training.txt").write_text("image-1-000001.jpg\n")
+    item = open_dataset("trancos", tmp_path, "train")[0]
+    np.testing.assert_array_equal(item.points, [[4.5, 3.5], [5.5, 3.5], [10.5, 30.5]])
+    image, whole = item.load_image(), open_dataset("trancos", tmp_path, "train", roi=False)[0]
+    assert whole.count == 4 and item.count == 3
+    assert (image[:, 32:] == 0).all() and (image[:, :32] == whole.load_image()[:, :32]).all()
+    sample = load_sample(item, DatasetConfig(name="trancos", root=str(tmp_path), train_split="train"))
+    assert sample.count == 3 and sample.density.sum() == pytest.approx(3, abs=1e-4)
+    with pytest.raises(DatasetError, match="roi must be true or false"):
+        open_dataset("trancos", tmp_path, "train", roi="yes")
+    scipy.io.savemat(tmp_path / "images/image-1-000001mask.mat", {"BW": mask[:40]})
+    with pytest.raises(DatasetError, match="region of interest is"):
+        open_dataset("trancos", tmp_path, "train")[0].load_image()
 
 
 def test_dcc_dots_folder(tmp_path):

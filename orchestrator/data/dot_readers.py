@@ -66,14 +66,55 @@ def read_vgg_cells(root: Path, split: str, *, train_range=(1, 100), test_range=(
 TRANCOS_SPLIT_FILES = {"train": "training.txt", "val": "validation.txt", "trainval": "trainval.txt", "test": "test.txt"}
 
 
-def read_trancos(root: Path, split: str, *, strict: bool = True, problems=None, **_) -> list:
+def trancos_roi(path: Path) -> np.ndarray:
+    """A TRANCOS region of interest, ``<name>mask.mat``: ``(H, W) bool``, True = evaluated.
+    The mask is key ``BW`` (or the file's only array)."""
+    mat = load_mat(path)
+    keys = [k for k in mat if not k.startswith("__")]
+    mask = mat_key(mat, "BW" if "BW" in mat or len(keys) != 1 else keys[0], path)
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise DatasetError(f"{path}: region of interest must be a 2-D (H, W) array, got shape {mask.shape}")
+    return mask != 0
+
+
+def _checked_roi(mask_path: Path, height: int, width: int) -> np.ndarray:
+    mask = trancos_roi(mask_path)
+    if mask.shape != (height, width):
+        raise DatasetError(f"{mask_path}: region of interest is {mask.shape}, its image is {(height, width)}")
+    return mask
+
+
+def _roi_points(mask_path: Path, dots_path: Path) -> np.ndarray:
+    """The dots inside the region of interest (a dot's pixel decides)."""
+    dots = read_image_rgb(dots_path)
+    rows, cols = np.nonzero(dots.max(axis=2) >= 128)
+    keep = _checked_roi(mask_path, *dots.shape[:2])[rows, cols]
+    return np.stack([cols[keep] + 0.5, rows[keep] + 0.5], axis=1).astype(np.float64)
+
+
+def _roi_image(mask_path: Path, image_path: Path) -> np.ndarray:
+    """The image with everything outside the region of interest black."""
+    image = read_image_rgb(image_path).copy()
+    image[~_checked_roi(mask_path, *image.shape[:2])] = 0
+    return image
+
+
+def read_trancos(root: Path, split: str, *, roi: bool = True, strict: bool = True, problems=None, **_) -> list:
     """TRANCOS (v3): ``images/<name>.jpg`` + ``images/<name>dots.png``, split lists in
     ``image_sets/{training,validation,trainval,test}.txt`` (one image file name per line).
 
-    ``root`` is the ``TRANCOS_v3`` folder. The region-of-interest masks (``<name>mask.mat``) are
-    not applied: counts are over the whole image. Item ids: ``"image-1-000001"``.
+    ``root`` is the ``TRANCOS_v3`` folder. ``roi`` (default on, the benchmark's protocol): each
+    image's region of interest ``images/<name>mask.mat`` is applied: pixels outside it are black
+    and vehicles outside it are dropped, so counts, density targets and test MAE cover the
+    region only; ``roi: false`` (``dataset.options``) counts the whole image. Item ids:
+    ``"image-1-000001"``.
     """
+    if not isinstance(roi, bool):
+        raise DatasetError(f"TRANCOS: option roi must be true or false, got {roi!r}")
     expected = "ROOT/images/<name>.jpg, ROOT/images/<name>dots.png, ROOT/image_sets/<split>.txt"
+    if roi:
+        expected += ", ROOT/images/<name>mask.mat (roi: false to count whole images)"
     images_dir = require_dir(root / "images", "TRANCOS", expected)
     list_file = root / "image_sets" / TRANCOS_SPLIT_FILES[split]
     try:
@@ -81,20 +122,31 @@ def read_trancos(root: Path, split: str, *, strict: bool = True, problems=None, 
     except OSError as e:
         raise DatasetError(f"TRANCOS: split list {list_file} unreadable ({e})\nexpected layout: {expected}") from e
     images = [images_dir / (n if Path(n).suffix else n + ".jpg") for n in names]
-    absent = [p for p in images if not p.is_file()]
+    absent = [p for p in images if not p.is_file() or (roi and not _mask_of(p).is_file())]
     if absent and strict:
-        raise DatasetError(f"TRANCOS: {len(absent)} image(s) listed in {list_file} not found, e.g. {absent[0]}")
+        raise DatasetError(f"TRANCOS: {len(absent)} image(s) listed in {list_file} lack their image or region of "
+                           f"interest, e.g. {absent[0]}\nexpected layout: {expected}")
     if problems is not None:
-        problems.extend(f"listed in {list_file.name} but missing: {p}" for p in absent)
-    return paired_items(
-        [p for p in images if p.is_file()],
-        lambda img: img.with_name(f"{img.stem}dots.png"),
-        dot_image_points,
-        lambda img: img.stem,
-        what=f"TRANCOS {images_dir}",
-        strict=strict,
-        problems=problems,
-    )
+        problems.extend(f"listed in {list_file.name} but missing (image or mask): {p}" for p in absent)
+    present = [p for p in images if p not in absent]
+    items = paired_items(present, _dots_of, dot_image_points, lambda img: img.stem, what=f"TRANCOS {images_dir}",
+                         strict=strict, problems=problems)
+    return [_with_roi(item) for item in items] if roi else items
+
+
+def _dots_of(image: Path) -> Path:
+    return image.with_name(f"{image.stem}dots.png")
+
+
+def _with_roi(item: Item) -> Item:
+    """``item`` read through its region of interest (a missing dot image still fails on access)."""
+    mask, dots = _mask_of(item.image_path), _dots_of(item.image_path)
+    points = functools.partial(_roi_points, mask, dots) if dots.is_file() else item._load_points
+    return Item(item.id, item.image_path, points, load_image=functools.partial(_roi_image, mask, item.image_path))
+
+
+def _mask_of(image: Path) -> Path:
+    return image.with_name(f"{image.stem}mask.mat")
 
 
 DCC_SPLIT_DIRS = {"train": "trainval", "test": "test"}

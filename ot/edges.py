@@ -1,6 +1,6 @@
 """CSS-CCNN++ edge pseudo-density (paper section 3.4, reference ``create_pseudo_density``).
 
-Per crop: RGB -> grayscale -> Canny(225, 250) -> resize to 1/8 (OpenCV's default bilinear
+Per crop: RGB -> grayscale (``grayscale``, below) -> Canny(225, 250) -> resize to 1/8 (OpenCV's default bilinear
 interpolation, as the reference) -> 5 × 5 Gaussian blur with sigma 2. Like the reference, the
 resize and blur run on the uint8 edge image (OpenCV rounds to integers after each step). The
 batch is then divided by its maximum, so values lie in [0, 1] and only their relative sizes
@@ -17,6 +17,11 @@ import numpy as np
 
 from ot.cells import cell_counts_numpy
 
+#: Grayscale conversions before Canny (``EdgeDensityConfig.grayscale``): ``luminance`` =
+#: 0.299 R + 0.587 G + 0.114 B of the RGB crop (ours, correct); ``reference_bgr`` = OpenCV's
+#: ``COLOR_BGR2GRAY`` applied to the RGB crop, as the reference code does (R and B weights swapped).
+GRAYSCALE_CODES = {"luminance": cv2.COLOR_RGB2GRAY, "reference_bgr": cv2.COLOR_BGR2GRAY}
+
 
 @dataclass(frozen=True)
 class EdgeDensityConfig:
@@ -27,8 +32,11 @@ class EdgeDensityConfig:
     downscale: int = 8
     blur_kernel_size: int = 5
     blur_sigma: float = 2.0
+    grayscale: str = "luminance"
 
     def __post_init__(self) -> None:
+        if self.grayscale not in GRAYSCALE_CODES:
+            raise ValueError(f"grayscale must be one of {list(GRAYSCALE_CODES)}, got {self.grayscale!r}")
         if not (0 <= self.canny_low <= self.canny_high):
             raise ValueError(f"need 0 <= canny_low <= canny_high, got "
                              f"{self.canny_low!r}, {self.canny_high!r}")
@@ -60,7 +68,7 @@ def edge_map(crop: np.ndarray, config: EdgeDensityConfig = EdgeDensityConfig()) 
     """Unscaled pseudo-density of one (H, W, 3) uint8 RGB crop: (H // downscale,
     W // downscale) uint8, the blurred, downsized Canny edge image."""
     _check_crops(crop[None] if isinstance(crop, np.ndarray) else crop, config.downscale)
-    gray = cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_RGB2GRAY)
+    gray = cv2.cvtColor(np.ascontiguousarray(crop), GRAYSCALE_CODES[config.grayscale])
     edges = cv2.Canny(gray, config.canny_low, config.canny_high)
     height, width = edges.shape
     small = cv2.resize(edges, (width // config.downscale, height // config.downscale))

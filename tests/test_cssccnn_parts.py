@@ -131,6 +131,7 @@ def test_stage_plan_per_baseline():
     ("cssccnn.labeled_images=40", r"labeled_images \(40\) exceeds the 11 train images"),
     ("cssccnn.sinkhorn_backend=pot", r"backend must be one of"),
     ("cssccnn.prior_cdf=exact", r"prior_cdf must be one of"),
+    ("cssccnn.edge_grayscale=bgr", r"cssccnn.edge_grayscale must be one of"),
     ("cssccnn.stage2_lr=0", r"cssccnn.stage2.lr must be > 0"),
     ("ray.train_workers=5", r"cannot feed 5 Ray Train workers"),
     ("model.weights=/no/such.pt", r"model.weights: file not found"),
@@ -152,3 +153,27 @@ def test_plus_plus_with_a_baseline_and_unknown_keys_are_rejected(tmp_path):
         CSSCCNNTrial(load_config(DEMO, "smoke", ["dataset.name=nope"]), tmp_path, log=quiet)
     with pytest.raises(ConfigError, match="method must be 'cssccnn'"):
         CSSCCNNTrial(load_config(DEMO, "smoke", ["method=alac"]), tmp_path, log=quiet)
+
+
+def test_the_edge_grayscale_option_reaches_the_canny_input(monkeypatch):
+    """``cssccnn.edge_grayscale`` is what the ++ split loss hands to ``ot.edges``: the reference's
+    BGR2GRAY-on-RGB gives other pseudo counts than luminance on a coloured crop."""
+    from types import SimpleNamespace
+
+    import orchestrator.cssccnn.losses as losses
+
+    rng = np.random.default_rng(0)
+    crops = np.zeros((1, 64, 64, 3), dtype=np.uint8)
+    for _ in range(12):
+        r, c = rng.integers(0, 56, size=2)
+        crops[0, r:r + 8, c:c + 8, rng.choice([0, 2])] = 255  # red or blue squares
+    ours, reference = losses.pseudo_cell_counts(crops, 8), losses.pseudo_cell_counts(crops, 8, "reference_bgr")
+    assert not torch.equal(ours, reference)
+    seen = []
+    monkeypatch.setattr(losses, "edge_pseudo_counts", lambda images, config, cell_size: seen.append(config.grayscale)
+                        or np.ones((len(images), 1), np.float32))
+    monkeypatch.setattr(losses, "plus_plus_terms", lambda *args: (torch.zeros(()), None))
+    for choice in ("reference_bgr", "luminance"):
+        stage = SimpleNamespace(cell=8, sinkhorn=None, css=load_config(DEMO, "smoke", [f"cssccnn.edge_grayscale={choice}"]).cssccnn)
+        losses.StageLosses._split_loss(stage, torch.zeros(1, 1), crops, torch.zeros(3))
+    assert seen == ["reference_bgr", "luminance"]

@@ -107,6 +107,12 @@ def test_edge_map_reads_rgb_channel_order():
     blue[squares, 2] = 255
     assert edge_map(red).max() > 0
     assert edge_map(blue).max() == 0
+    # the reference's COLOR_BGR2GRAY on RGB data weighs blue as red: the outcomes swap
+    reference = EdgeDensityConfig(grayscale="reference_bgr")
+    assert edge_map(red, reference).max() == 0 and edge_map(blue, reference).max() > 0
+    np.testing.assert_array_equal(edge_map(blue, reference), edge_map(red))
+    with pytest.raises(ValueError, match="grayscale must be one of"):
+        EdgeDensityConfig(grayscale="bgr")
 
 
 def test_pseudo_density_is_scaled_by_the_batch_maximum():

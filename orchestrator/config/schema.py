@@ -191,6 +191,7 @@ class CSSConfig:
     sparse_percentile: float = 30.0
     dense_weight: float = 0.1
     plus_plus_moving_average: int = 10
+    edge_grayscale: str = "luminance"  # ++ Canny input: luminance, or reference_bgr (the reference's BGR2GRAY on RGB)
     # limited data (paper section 4.8)
     labeled_images: int = 0
     labeled_ratio: int = 5

@@ -64,10 +64,11 @@ def plus_plus_terms(cells: torch.Tensor, pseudo: torch.Tensor, samples: torch.Te
     return (parts.sparse, parts.dense) if parts.used_split else (parts.total, None)
 
 
-def pseudo_cell_counts(images: np.ndarray, cell: int) -> torch.Tensor:
+def pseudo_cell_counts(images: np.ndarray, cell: int, grayscale: str = "luminance") -> torch.Tensor:
     """Edge pseudo counts of ``(B, c, c, 3) uint8`` crops per cell -> ``(B, cells)``, cells in
-    the order of :func:`ot.cells.cell_counts` (the batch maximum scales them, ``ot.edges``)."""
-    return torch.from_numpy(edge_pseudo_counts(images, EdgeDensityConfig(), cell_size=cell))
+    the order of :func:`ot.cells.cell_counts` (the batch maximum scales them, ``ot.edges``);
+    ``grayscale``: the Canny input's conversion (``cssccnn.edge_grayscale``)."""
+    return torch.from_numpy(edge_pseudo_counts(images, EdgeDensityConfig(grayscale=grayscale), cell_size=cell))
 
 
 class StageLosses:
@@ -119,7 +120,7 @@ class StageLosses:
         return sinkhorn_loss(cells.reshape(-1), samples.to(cells.device), self.sinkhorn)
 
     def _split_loss(self, cells: torch.Tensor, images: np.ndarray, samples: torch.Tensor):
-        pseudo = pseudo_cell_counts(images, self.cell).to(cells.device)
+        pseudo = pseudo_cell_counts(images, self.cell, self.css.edge_grayscale).to(cells.device)
         return plus_plus_terms(cells.reshape(-1), pseudo.reshape(-1), samples.to(cells.device),
                                self.css.sparse_percentile, self.sinkhorn)
 

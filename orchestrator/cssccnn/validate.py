@@ -55,6 +55,7 @@ def _check_workers(css: CSSConfig, ray, train_images: int) -> None:
 def validate_css(config: ExperimentConfig, pool_size: int) -> None:
     """Everything checkable before training; ``pool_size`` = images in the train split."""
     from ot.baselines import PRIOR_DRAW_MODES
+    from ot.edges import GRAYSCALE_CODES
     from ot.powerlaw import CDF_MODES
     from ot.sinkhorn import SinkhornConfig
 
@@ -81,6 +82,8 @@ def validate_css(config: ExperimentConfig, pool_size: int) -> None:
         raise ConfigError(f"cssccnn.sparse_percentile must lie in (0, 100), got {css.sparse_percentile}")
     if css.dense_weight < 0 or css.plus_plus_divergence < 0:
         raise ConfigError("cssccnn.dense_weight and cssccnn.plus_plus_divergence must be >= 0")
+    if css.edge_grayscale not in GRAYSCALE_CODES:
+        raise ConfigError(f"cssccnn.edge_grayscale must be one of {list(GRAYSCALE_CODES)}, got {css.edge_grayscale!r}")
     if css.prior_cdf not in CDF_MODES:
         raise ConfigError(f"cssccnn.prior_cdf must be one of {list(CDF_MODES)}, got {css.prior_cdf!r}")
     if css.prior_draw_mode not in PRIOR_DRAW_MODES:

@@ -24,6 +24,7 @@ from ot.sinkhorn import (
                           squared_difference_cost,
                           transport_plan,
 )
+from ot.sinkhorn_fast import stabilized_sinkhorn_potentials
 from ot.split import SplitSinkhornLoss, css_ccnn_plus_plus_loss, dense_rank, sparse_mask
 
 __all__ = [
@@ -35,5 +36,6 @@ __all__ = [
     "power_law_pdf", "power_law_tail_integral", "prior_draw_predictions",
     "prior_mean_image_count", "redistribute_below_threshold", "reference_sinkhorn_potentials",
     "sample_truncated_power_law", "sinkhorn_loss", "sparse_mask", "squared_difference_cost",
+    "stabilized_sinkhorn_potentials",
     "transport_plan",
 ]

@@ -17,6 +17,16 @@ Prints ``BENCH <name> <value> <unit>`` lines (comment lines start with '#'):
   reference needs tens of thousands of iterations to converge at 288 × 1568).
   sinkhorn_backend_rel_diff_defaults_288x1568: the same two objectives at each backend's
   default iteration settings on the training-size problem.
+- sinkhorn_official_ms_288x1568 / sinkhorn_reference_ms_288x1568 (above) /
+  sinkhorn_reference_dense_ms_288x1568: forward + backward of a re-implementation of the official
+  CSS-CCNN ``SinkhornSolver`` (autograd through every iteration, kernel rebuilt twice per
+  iteration, log(a + 1e-8), a host read per iteration for its stopping rule; one timed run), of
+  ours (``solver="fast"``, the default) and of our dense loop (``solver="dense"``), same inputs,
+  same run. sinkhorn_reference_vs_official_speedup is the first over the second.
+  sinkhorn_reference_rel_diff: |ours on the float32 inputs - the dense loop in float64| / the
+  latter (the reference loop's value to float64 rounding); *_dense_f32_rel_diff: the same for the
+  dense loop in float32 (its rounding of exponents ~1e4); *_official_rel_diff: ours against the
+  official re-implementation's float32 value (which also carries its 1e-8 in the weights).
 - prior_sample_us_1568: one draw of 1568 shifted prior samples; baseline
   prior_sample_per_sample_loop_us_1568, a per-sample rejection and shift loop in the style of
   the reference (powerlaw's old sampler + the reference's Python loop).
@@ -78,6 +88,48 @@ def unrolled_autograd_loss(x: torch.Tensor, y: torch.Tensor, epsilon: float,
     return (plan * cost).sum()
 
 
+def official_solver_loss(x: torch.Tensor, y: torch.Tensor, epsilon: float = 0.1,
+                         iterations: int = 1000, threshold: float = 0.1) -> torch.Tensor:
+    """Baseline: the official CSS-CCNN ``SinkhornSolver.forward`` for one problem, transcribed
+    (autograd through every iteration; its 1e-8 in the log weights; stop when the summed change
+    of u and v < threshold, read on the host every iteration); returns <P, C>."""
+    a = torch.full((x.numel(),), 1.0 / x.numel(), dtype=x.dtype)
+    b = torch.full((y.numel(),), 1.0 / y.numel(), dtype=x.dtype)
+    u, v = torch.zeros_like(a), torch.zeros_like(b)
+    cost = (x[:, None] - y[None, :]) ** 2
+    for _ in range(iterations):
+        u0, v0 = u, v
+        kernel = (-cost + u[:, None] + v[None, :]) / epsilon
+        u = epsilon * (torch.log(a + 1e-8) - torch.logsumexp(kernel, dim=1)) + u
+        kernel = (-cost + u[:, None] + v[None, :]) / epsilon
+        v = epsilon * (torch.log(b + 1e-8) - torch.logsumexp(kernel.t(), dim=1)) + v
+        if float((u - u0).abs().sum() + (v - v0).abs().sum()) < threshold:
+            break
+    plan = torch.exp((-cost + u[:, None] + v[None, :]) / epsilon)
+    return (plan * cost).sum()
+
+
+def compare_with_official(prior, repeats: int) -> None:
+    """The speed-up over the official solver and the agreement with the dense loop (docstring)."""
+    predictions, samples = problem(prior, 288, 1568, seed=1)
+    leaf = predictions.clone().requires_grad_()
+    start = time.perf_counter()
+    official = official_solver_loss(leaf, samples)
+    official.backward()
+    official_seconds = time.perf_counter() - start
+    bench("sinkhorn_official_ms_288x1568", official_seconds * 1e3, "ms")
+    ours = median_seconds(lambda: forward_backward(predictions, samples, SinkhornConfig()), repeats)
+    dense = median_seconds(lambda: forward_backward(predictions, samples, SinkhornConfig(solver="dense")), 1)
+    bench("sinkhorn_reference_dense_ms_288x1568", dense * 1e3, "ms")
+    bench("sinkhorn_reference_vs_official_speedup", official_seconds / ours, "x")
+    exact = float(sinkhorn_loss(predictions.double(), samples.double(), SinkhornConfig(solver="dense")))
+    value = float(sinkhorn_loss(predictions, samples))
+    dense_f32 = float(sinkhorn_loss(predictions, samples, SinkhornConfig(solver="dense")))
+    bench("sinkhorn_reference_rel_diff", abs(value - exact) / exact, "rel")
+    bench("sinkhorn_reference_dense_f32_rel_diff", abs(dense_f32 - exact) / exact, "rel")
+    bench("sinkhorn_reference_official_rel_diff", abs(value - float(official)) / float(official), "rel")
+
+
 def saved_mebibytes(build_loss) -> float:
     """MiB of tensors autograd saves for backward while ``build_loss()`` runs."""
     total = [0]
@@ -134,6 +186,7 @@ def main() -> None:
                                      1 if slow else args.repeats, warm_up=not slow)
             bench(f"sinkhorn_{backend}_ms_{size[0]}x{size[1]}", seconds * 1e3, "ms")
 
+    compare_with_official(prior, args.repeats)
     predictions, samples = problem(prior, 288, 1568, seed=1)
     hundred = SinkhornConfig(max_iterations=100, tolerance=0.0)
     leaf = predictions.clone().requires_grad_()

@@ -177,7 +177,7 @@ class CSSConfig:
     steps_per_epoch: int | None = None
     loss_scale: float = 0.01
     prior_samples: int = 1568
-    sinkhorn_backend: str = "reference"
+    sinkhorn_backend: str = "reference"  # reference | exact; geomloss is rejected for training (validate_css)
     sinkhorn_epsilon: float = 0.1
     sinkhorn_max_iter: int = 1000
     sinkhorn_tolerance: float = 0.1

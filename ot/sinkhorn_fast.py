@@ -109,7 +109,7 @@ def _log_domain_iteration(log_kernel: torch.Tensor, column: torch.Tensor
 def _absorb(log_kernel: torch.Tensor, row: torch.Tensor, column: torch.Tensor,
             matrix_dtype: torch.dtype, cutoff: float) -> tuple[torch.Tensor, torch.Tensor]:
     """The kernels of the scaling iteration at offsets (f, g) = (row (N,), column (M,)):
-    N K (N, M) and M K^T (M, N) in ``matrix_dtype``, K_ij = exp(f_i + g_j + L_ij), entries
+    N K (N, M) and M K^T (M, N, a transposed view) in ``matrix_dtype``, K_ij = exp(f_i + g_j + L_ij), entries
     with exponent < -cutoff stored as 0."""
     exponent = log_kernel + row[:, None]
     exponent += column[None, :]
@@ -117,7 +117,7 @@ def _absorb(log_kernel: torch.Tensor, row: torch.Tensor, column: torch.Tensor,
     kernel = exponent.exp_()
     num_rows, num_columns = kernel.shape
     row_matrix = (kernel * num_rows).to(matrix_dtype)
-    column_matrix = (kernel.t() * num_columns).to(matrix_dtype).contiguous()
+    column_matrix = (kernel * num_columns).to(matrix_dtype).t()  # a view: mv reads it as fast
     return row_matrix, column_matrix
 
 
@@ -185,7 +185,7 @@ def stabilized_sinkhorn_potentials(x: torch.Tensor, y: torch.Tensor, epsilon: fl
     ``max_iterations``). Potentials come back in float64 (people^2 per cell^2, like the cost),
     on x's device, without gradient.
 
-    ``check_every``: iterations between host reads (None: 16 on CPU, 64 on CUDA); it changes
+    ``check_every``: iterations between host reads (None: 32 on CPU, 64 on CUDA); it changes
     neither the iterates nor the stopping iteration. ``matrix_dtype``: float64 or float32.
     Memory: one float64 (N, M) log-kernel and two (N, M) kernels of ``matrix_dtype``.
     """
@@ -202,7 +202,7 @@ def stabilized_sinkhorn_potentials(x: torch.Tensor, y: torch.Tensor, epsilon: fl
         row, column = _log_domain_iteration(log_kernel, yd.new_zeros(num_columns))
         iterations = 1
         converged = float(row.abs().sum() + column.abs().sum()) < scaled_tolerance
-        window_steps = check_every or (64 if x.device.type == "cuda" else 16)
+        window_steps = check_every or (64 if x.device.type == "cuda" else 32)
         history = log_kernel.new_zeros(window_steps + 1, num_rows + num_columns, dtype=matrix_dtype)
         matrices, fresh = _absorb(log_kernel, row, column, matrix_dtype, limits.cutoff), True
         while not converged and iterations < max_iterations:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -76,9 +77,28 @@ def test_the_embedded_default_suite_plans():
     assert strategies == {"pssw", "random"}
 
 
-def test_smoke_sweep_writes_the_results_table(tmp_path, ray_session):
+STATUS = re.compile(r"^alac_demo strategy=(pssw|random) seed ([01]): cycle ([123])/3, (\d+) labeled images / (\d+) points, "
+                    r"MAE (\d+\.\d\d), \d+\.\d s$")
+
+
+def assert_quiet_console(text: str, status_lines: int, max_lines: int) -> list[re.Match]:
+    """The default console: one status line per cycle with its MAE, no Tune boxes, no
+    tensorboardX notes, few lines."""
+    lines = text.splitlines()
+    matches = [m for m in map(STATUS.match, lines) if m]
+    assert len(matches) == status_lines, text[-3000:]
+    assert "Removed the following hyperparameter" not in text and "╭" not in text and "Trial status" not in text
+    assert "Checkpoint successfully created" not in text and "Started a local Ray instance" not in text
+    assert len(lines) < max_lines, text[-3000:]
+    return matches
+
+
+def test_smoke_sweep_writes_the_results_table(tmp_path, ray_session, capfd):
     plan = plan_sweep(ALAC_DEMO, "smoke", TINY, trials=2)
     written = run_sweep(plan, tmp_path)
+    matches = assert_quiet_console(capfd.readouterr().out, status_lines=4 * 3, max_lines=15)
+    assert {(m[1], m[2], m[3]) for m in matches} == {(s, seed, c) for s in ("pssw", "random") for seed in "01" for c in "123"}
+    assert {int(m[4]) for m in matches} == {3, 6, 9}
     frame = pd.read_parquet(written["alac_demo"])
     assert len(frame) == 4 * 3 and frame["trial_id"].nunique() == 4
     assert set(frame["setting.alac.strategy"]) == {"pssw", "random"}
@@ -105,6 +125,9 @@ def test_failed_trial_is_counted_then_resume_runs_it_once(tmp_path):
     first = sweep_cli("--config", str(ALAC_DEMO), "--scale", "smoke", "--trials", "1", "--storage", str(storage),
                       "--set", "ray.max_failures=0", env=inject)
     assert first.returncode == 0, first.stderr[-3000:]
+    # The console: 5 cycles reported, the failure in one line, then the tables and the report path.
+    assert_quiet_console(first.stdout, status_lines=5, max_lines=30)
+    assert "alac_demo strategy=random seed 0: FAILED: " in first.stdout and "injected failure after cycle 2" in first.stdout
     frame = pd.read_parquet(storage / "alac_demo/results.parquet")
     failed = frame[frame["status"] == "failed"]
     assert list(failed["trial_id"]) == [victim] and "injected failure after cycle 2" in failed["error"].iloc[0]
@@ -116,7 +139,8 @@ def test_failed_trial_is_counted_then_resume_runs_it_once(tmp_path):
     frame = pd.read_parquet(storage / "alac_demo/results.parquet")
     assert (frame["status"] == "ok").all() and frame["trial_id"].nunique() == 2
     assert frame.groupby("trial_id")["cycle"].apply(sorted).tolist() == [[1, 2, 3], [1, 2, 3]]
-    assert "resuming" in second.stdout + second.stderr  # the victim continued from its cycle-2 checkpoint
+    assert "alac_demo strategy=random seed 0: resuming after cycle 2" in second.stdout  # from its cycle-2 checkpoint
+    assert_quiet_console(second.stdout, status_lines=1, max_lines=30)  # only the victim's cycle 3 ran
     last = second.stdout.strip().splitlines()[-1]  # the report is written without a second command
     assert last.startswith("report:") and last.split()[1] == str(storage / "alac_demo/report.html")
     report = (storage / "alac_demo/report.md").read_text()
@@ -184,3 +208,43 @@ def test_ray_job_submit_to_a_local_head(tmp_path):
             except (ProcessLookupError, subprocess.TimeoutExpired):
                 continue
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def test_status_line_and_the_live_table_redrawn_in_place(capsys):
+    from orchestrator.sweep.console import LiveOutput, setting_columns, status_line
+
+    spec = {"experiment": "alac_demo", "seed": 2, "settings": [("alac.strategy", "pssw")]}
+    result = {"cycle": 2, "n_cycles": 3, "stage": "cycle", "n_labeled": 8, "labeled_points": 819, "mae": 49.954,
+              "time_this_iter_s": 1.26}
+    assert status_line(spec, result) == "alac_demo strategy=pssw seed 2: cycle 2/3, 8 labeled images / 819 points, MAE 49.95, 1.3 s"
+    css = {"experiment": "cssccnn_demo", "seed": 0, "settings": [("cssccnn.baseline", "none")]}
+    assert status_line(css, {"cycle": 1, "stage": "stage1", "n_labeled": 0, "labeled_points": 0, "mae": float("nan"),
+                             "time_this_iter_s": 7.0}).endswith(": cycle 1 (stage1), 0 labeled images / 0 points, MAE -, 7.0 s")
+    assert setting_columns(["alac.strategy", "cssccnn.baseline"]) == {"spec/setting/alac.strategy": "strategy",
+                                                                    "spec/setting/cssccnn.baseline": "baseline"}
+    terminal = LiveOutput(tty=True)
+    terminal.table("t1\nt2")
+    terminal.line("status", table="t1\nt3")  # the table is erased (2 lines up, clear), the line scrolls, the table comes back
+    terminal.finish()
+    assert capsys.readouterr().out == "t1\nt2\n\x1b[2F\x1b[Jstatus\nt1\nt3\n\x1b[2F\x1b[J"
+    log = LiveOutput(tty=False)
+    log.table("t1")
+    log.line("status", table="t1")
+    log.finish()
+    assert capsys.readouterr().out == "status\n"  # in a log: the lines only
+
+
+def test_live_table_drops_tune_banner_and_location_column():
+    from orchestrator.sweep.console import compact_table
+
+    raw = ("== Status ==\nCurrent time: now (running for 00:00:04.28)\nUsing FIFO scheduling algorithm.\n"
+           "Result logdir: /tmp/somewhere\nNumber of trials: 2/2 (2 RUNNING)\n"
+           "+--------+----------+-----------------+------------+\n"
+           "| Trial  | status   | loc             | strategy   |\n"
+           "|--------+----------+-----------------+------------|\n"
+           "| a-s0   | RUNNING  | 127.0.0.1:10236 | pssw       |\n"
+           "+--------+----------+-----------------+------------+\n\n")
+    assert compact_table(raw).splitlines() == [
+        "Current time: now (running for 00:00:04.28)", "Number of trials: 2/2 (2 RUNNING)",
+        "+--------+----------+------------+", "| Trial  | status   | strategy   |",
+        "|--------+----------+------------|", "| a-s0   | RUNNING  | pssw       |", "+--------+----------+------------+"]

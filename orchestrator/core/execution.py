@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import tempfile
@@ -34,27 +35,31 @@ def under_job_submission() -> bool:
     return bool(os.environ.get("RAY_JOB_ID") or os.environ.get("RAY_ADDRESS"))
 
 
-def ensure_ray(address: str | None = None, num_cpus: int | None = None, temp_dir: str | None = None):
+def ensure_ray(address: str | None = None, num_cpus: int | None = None, temp_dir: str | None = None,
+               quiet: bool = False):
     """Initialise Ray once per process and return the ``ray`` module.
 
     ``address=None`` and not under job submission: a private local Ray on 127.0.0.1 (dashboard
-    off). Otherwise join the given (or submitting) cluster.
+    off). Otherwise join the given (or submitting) cluster. ``quiet`` (a sweep's default console):
+    Ray's own INFO lines off and the workers' output not forwarded to this driver (Tune keeps
+    each trial's output in its folder).
     """
     import ray
 
     if ray.is_initialized():
         return ray
+    console = {"logging_level": logging.WARNING, "log_to_driver": False} if quiet else {}
     if address is None and not under_job_submission():
         for key, value in LOOPBACK_ENV.items():
             os.environ.setdefault(key, value)
-        kwargs = {"num_cpus": num_cpus, "include_dashboard": False, "log_to_driver": True}
+        kwargs = {"num_cpus": num_cpus, "include_dashboard": False, "log_to_driver": True, **console}
         if temp_dir:
             kwargs["_temp_dir"] = temp_dir
         ray.init(**{k: v for k, v in kwargs.items() if v is not None})
     elif address is not None:
-        ray.init(address=address)
+        ray.init(address=address, **console)
     else:
-        ray.init()  # under `ray job submit`: RAY_ADDRESS names the submitting cluster
+        ray.init(**console)  # under `ray job submit`: RAY_ADDRESS names the submitting cluster
     return ray
 
 

@@ -61,12 +61,16 @@ def main(argv=None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep (Tuner.restore)")
     parser.add_argument("--address", default=None, help="join this Ray cluster instead of starting a local one")
     parser.add_argument("--storage", default="results", help="checkpoints and results (shared storage on clusters)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="Ray Tune's full output and the trials' own log lines (default: one status line per "
+                             "cycle/stage and, on a terminal, a live table)")
     args = parser.parse_args(argv)
     scale = args.scale or ("demo" if args.config is None else "paper")
     started = time.perf_counter()
     try:
         plan = plan_sweep(args.config, scale, args.set, args.trials)
-        written = run_sweep(plan, Path(args.storage), resume=args.resume, address=args.address)
+        written = run_sweep(plan, Path(args.storage), resume=args.resume, address=args.address,
+                            verbose=args.verbose)
     except (ConfigError, DatasetError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -74,14 +78,14 @@ def main(argv=None) -> int:
 
     for name, path in written.items():
         frame, config = pd.read_parquet(path), plan.experiments[name].to_dict()
-        print(f"\n## {name}\n\n{summary_table(frame, config)}")
+        print(f"\n## {name}\n{summary_table(frame, config)}")  # compact: `make demo` stays under 60 lines
         paired = paired_table(frame, config)
         if paired:
-            print(f"\nPaired on shared seeds (MAE of A minus MAE of B):\n\n{paired}")
+            print(f"Paired on shared seeds (MAE of A minus MAE of B):\n{paired}")
     print(f"\nfinished in {time.perf_counter() - started:.0f} s")
     for name, path in written.items():
         markdown, page, _ = write_folder_report(path.parent, [str(path.parent)])
-        print(f"results: {path}\nreport:  {page} ({markdown.name} beside it)")
+        print(f"report: {page} ({markdown.name} and the results, {path.name}, beside it)")
     return 0
 
 

@@ -9,6 +9,7 @@ side: :func:`build_tuner`, :func:`collect_results` (one Parquet per experiment) 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -38,6 +39,15 @@ def _numeric_metrics(row: dict) -> dict:
         elif isinstance(value, (int, float, np.integer, np.floating)) and np.isfinite(value):
             keep[key] = float(value) if isinstance(value, (float, np.floating)) else int(value)
     return keep
+
+
+def _reported_metrics(row: dict) -> dict:
+    """What a trial reports to Tune after a cycle/stage: its numbers and its stage's name (for
+    the driver's status line)."""
+    metrics = _numeric_metrics(row)
+    if isinstance(row.get("stage"), str):
+        metrics["stage"] = row["stage"]
+    return metrics
 
 
 #: Test hook: "MARKER_FILE:TRIAL_ID:CYCLE" makes that trial fail once after that cycle (the
@@ -77,7 +87,7 @@ def run_tune_trial(param: dict) -> None:
             for name in STATE_FILES:
                 if (work / name).is_file():
                     shutil.copy2(work / name, Path(staging) / name)
-            ray.tune.report(_numeric_metrics(row), checkpoint=ray.tune.Checkpoint.from_directory(staging))
+            ray.tune.report(_reported_metrics(row), checkpoint=ray.tune.Checkpoint.from_directory(staging))
 
     trial = make_trial(config, work, log=lambda msg: print(msg, flush=True), trial_id=spec.trial_id,
                        cache_dir=param.get("cache_dir"))
@@ -99,24 +109,67 @@ def trial_resources(spec_param: dict) -> dict:
 
 
 # ---------------------------------------------------------------------------------- driver side
-def build_tuner(plan: SweepPlan, storage: Path, resume: bool):
+def _scalar(value):
+    return value if isinstance(value, (str, int, float, bool)) or value is None else repr(value)
+
+
+def _param_spec(spec: TrialSpec) -> dict:
+    """A trial's ``spec`` in Tune's config: :class:`TrialSpec` fields plus ``setting`` (swept key
+    -> scalar value), which the live table's columns and TensorBoard's hparams can show."""
+    return dict(spec.to_dict(), setting={key: _scalar(value) for key, value in spec.settings})
+
+
+def trial_name(trial) -> str:
+    """Tune's trial name (live table, Tune's logs): our trial id, e.g. ``alac_demo-a98313-s0``."""
+    return str(trial.config["spec"]["trial_id"])
+
+
+def trial_dirname(trial) -> str:
+    return f"{trial.config['spec']['trial_id']}_{trial.trial_id}"
+
+
+def swept_keys(plan: SweepPlan) -> list[str]:
+    return list(dict.fromkeys(key for spec in plan.trials for key, _ in spec.settings))
+
+
+def _run_config(plan: SweepPlan, storage: Path, run_dir: Path, verbose: bool):
+    """Quiet by default: the status lines and live table of :mod:`orchestrator.sweep.console`;
+    ``verbose``: Tune's own output (plus the status lines). Trials' output goes to their folders."""
+    from ray.tune import FailureConfig, RunConfig, SyncConfig
+
+    from orchestrator.sweep.console import console_callbacks
+
+    table, status = console_callbacks(swept_keys(plan))
+    max_failures = max(b.ray.max_failures for b in plan.experiments.values())
+    return RunConfig(name=run_dir.name, storage_path=str(storage), failure_config=FailureConfig(max_failures=max_failures),
+                     verbose=1, callbacks=[status], progress_reporter=None if verbose else table,
+                     log_to_file=True, sync_config=SyncConfig(sync_artifacts=True))  # -> <trial folder>/stdout, stderr
+
+
+def build_tuner(plan: SweepPlan, storage: Path, resume: bool, verbose: bool = False):
     import ray.tune
-    from ray.tune import FailureConfig, RunConfig, TuneConfig, Tuner
+    from ray.tune import TuneConfig, Tuner
 
     trainable = ray.tune.with_resources(run_tune_trial, trial_resources)
     run_dir = storage / f"tune_{plan.name}"
+    run_config = _run_config(plan, storage, run_dir, verbose)
     if resume:
         if not Tuner.can_restore(str(run_dir)):
             raise ConfigError(f"--resume: no sweep to resume in {run_dir}")
-        return Tuner.restore(str(run_dir), trainable=trainable, resume_errored=True, resume_unfinished=True)
-    max_failures = max(b.ray.max_failures for b in plan.experiments.values())
+        tuner = Tuner.restore(str(run_dir), trainable=trainable, resume_errored=True, resume_unfinished=True)
+        internal = getattr(tuner, "_local_tuner", None)  # this run's console, not the pickled one's
+        if internal is not None and hasattr(internal, "_run_config"):
+            internal._run_config = dataclasses.replace(internal._run_config, verbose=run_config.verbose,
+                                                       callbacks=run_config.callbacks,
+                                                       progress_reporter=run_config.progress_reporter)
+        return tuner
     return Tuner(
         trainable,
-        param_space={"spec": ray.tune.grid_search([s.to_dict() for s in plan.trials]),
+        param_space={"spec": ray.tune.grid_search([_param_spec(s) for s in plan.trials]),
                      "cache_dir": str(storage / CACHE)},
-        tune_config=TuneConfig(max_concurrent_trials=plan.max_concurrent_trials, reuse_actors=False),
-        run_config=RunConfig(name=run_dir.name, storage_path=str(storage),
-                             failure_config=FailureConfig(max_failures=max_failures), verbose=1),
+        tune_config=TuneConfig(max_concurrent_trials=plan.max_concurrent_trials, reuse_actors=False,
+                               trial_name_creator=trial_name, trial_dirname_creator=trial_dirname),
+        run_config=run_config,
     )
 
 
@@ -164,17 +217,22 @@ def collect_results(plan: SweepPlan, result_grid, storage: Path) -> dict[str, Pa
     return written
 
 
-def run_sweep(plan: SweepPlan, storage: Path, resume: bool = False, address: str | None = None) -> dict[str, Path]:
+def run_sweep(plan: SweepPlan, storage: Path, resume: bool = False, address: str | None = None,
+              verbose: bool = False) -> dict[str, Path]:
+    """Run the plan's trials on Tune and write one results table per experiment. ``verbose``:
+    Tune's and the trials' own output on the console (default: status lines and a live table)."""
     from orchestrator.core.execution import ensure_ray
+    from orchestrator.sweep.console import quiet_tune
 
     storage = storage.resolve()
     storage.mkdir(parents=True, exist_ok=True)
-    ensure_ray(address)
+    ensure_ray(address, quiet=not verbose)
     print(f"sweep {plan.name}: {len(plan.trials)} trials over {len(plan.experiments)} experiment(s), "
           f"at most {plan.max_concurrent_trials} at once; storage {storage}", flush=True)
     _pretrain_ahead(plan, storage / CACHE)
-    tuner = build_tuner(plan, storage, resume)
-    grid = tuner.fit()
+    tuner = build_tuner(plan, storage, resume, verbose=verbose)
+    with quiet_tune(verbose):
+        grid = tuner.fit()
     return collect_results(plan, grid, storage)
 
 

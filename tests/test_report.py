@@ -256,11 +256,22 @@ def test_figures_are_written(tmp_path):
     figures = tmp_path / "figs"
     code, out, _ = _run(str(directory), "--figures", str(figures))
     assert code == 0
-    for name in ("mae_vs_budget.png", "partitions.png", "density_examples.png"):
+    for name in ("mae_vs_budget.png", "mae_vs_points.png", "partitions.png", "density_examples.png"):
         data = (figures / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, name
         assert f"figure: {figures / name}" in out
     assert not list(figures.glob(".*tmp"))
+
+
+def test_one_colour_per_strategy_in_every_figure():
+    from orchestrator.report.figures import STRATEGY_COLORS, color_map, strategy_of
+
+    assert strategy_of((("alac.strategy", "pssw"), ("alac.alignment", True))) == "pssw"
+    assert strategy_of((("cssccnn.baseline", "mean"),)) == "mean"
+    first, second = color_map(["random", "pssw", "zeta", "alpha"]), color_map(["alpha", "zeta"])
+    assert first["pssw"] == STRATEGY_COLORS["pssw"] and first["random"] == STRATEGY_COLORS["random"] != first["pssw"]
+    assert first["alpha"] == second["alpha"] != first["zeta"] == second["zeta"]  # order-free, fixed
+    assert len(set(first.values())) == len(first)  # no two strategies share a colour
 
 
 def test_figures_skip_with_a_note_when_data_is_absent(tmp_path):

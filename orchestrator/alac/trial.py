@@ -47,7 +47,8 @@ from orchestrator.core.tensors import to_bytes
 from orchestrator.data import block_sum
 from selection import grid_signature
 
-__all__ = ["ALACTrial", "InjectedFailure", "cycle_sizes", "initial_model", "validate_alac"]
+__all__ = ["ALACTrial", "InjectedFailure", "PoolSelection", "cycle_sizes", "initial_model", "initial_selection",
+           "labeled_evidence", "score_and_select", "train_job", "validate_alac"]
 
 EXAMPLES = "examples.npz"
 PURPOSE_INITIAL, PURPOSE_TRAIN, PURPOSE_SELECT, PURPOSE_ONE_SHOT = 0, 1, 2, 3
@@ -99,6 +100,60 @@ def initial_model(config: ExperimentConfig, cache_dir: str | Path | None = None,
     return model, note
 
 
+def initial_selection(pool_ids: list[str], seed: int, m0: int) -> list[str]:
+    """The first ``m0`` images of every trial with ``seed`` (and of an annotation project's first
+    round): drawn uniformly without replacement from ``seed`` alone, returned in pool order."""
+    rng = np.random.default_rng([seed, 0, PURPOSE_INITIAL])
+    first = rng.choice(len(pool_ids), size=m0, replace=False)
+    return [pool_ids[i] for i in sorted(first)]
+
+
+def train_job(config: ExperimentConfig, dataset, labeled: list[str], unlabeled: list[str], alignment: bool,
+              seed: int, start: tuple) -> TrainJob:
+    """The training phase of one cycle on ``dataset``'s train split: ``labeled`` ids in labeling
+    order, ``unlabeled`` ids (used only with ``alignment``), ``start`` = (model, optimiser,
+    classifier, classifier optimiser) states (``None`` = fresh)."""
+    return TrainJob(
+        dataset=dataset, labeled_ids=labeled, unlabeled_ids=unlabeled if alignment else [], alignment=alignment,
+        width=config.model.width, train=config.alac.train, alac=config.alac, seed=seed, model_state=start[0],
+        optimizer_state=start[1], classifier_state=start[2], classifier_optimizer_state=start[3],
+        torch_threads=config.ray.torch_threads,
+    )
+
+
+def labeled_evidence(sample, levels: int) -> tuple[int, np.ndarray]:
+    """Ground-truth count and grid signature (levels 0..LA) of a labeled image's 1/8-resolution
+    density target (``sample`` loaded with its density)."""
+    target = block_sum(sample.density.astype(np.float64), 8)
+    return sample.count, grid_signature(target, levels)
+
+
+@dataclasses.dataclass
+class PoolSelection:
+    """One cycle's selection: ``ids`` picked (pick order), the strategy's ``result`` (rows index
+    the scored ``unlabeled`` ids), the pool ``scores`` (:class:`~orchestrator.alac.scoring.PoolScorer`
+    outputs) and the scoring seconds."""
+
+    ids: list[str]
+    result: object
+    scores: dict
+    score_seconds: float
+
+
+def score_and_select(config: ExperimentConfig, scorer_kwargs: dict, unlabeled: list[str], labeled_counts: np.ndarray,
+                     labeled_signatures: np.ndarray, k: int, cycle: int) -> PoolSelection:
+    """Score the ``unlabeled`` ids with the trained model (``scorer_kwargs`` of
+    :class:`~orchestrator.alac.scoring.PoolScorer`) and pick ``k`` with ``config.alac.strategy``,
+    drawing from ``(seed, cycle, PURPOSE_SELECT)``: the step the trials and annotation projects share.
+    ``labeled_counts`` (L,) people, ``labeled_signatures`` (L, 4^0+..+4^LA)."""
+    t = time.perf_counter()
+    pool_scores = score_ids(scorer_kwargs, unlabeled, config.ray)
+    score_s = time.perf_counter() - t
+    rng = np.random.default_rng([config.seed, cycle, PURPOSE_SELECT])
+    picked = select_batch(config.alac, pool_scores, labeled_counts, labeled_signatures, k, rng)
+    return PoolSelection([unlabeled[int(i)] for i in picked.selected], picked, pool_scores, score_s)
+
+
 @dataclasses.dataclass
 class ALACState:
     """Everything an AL-AC trial carries from one cycle to the next."""
@@ -146,9 +201,7 @@ class ALACTrial(TrialRunner):
     # ------------------------------------------------------------------ state
     def fresh_state(self) -> ALACState:
         labels = LabelState(self.pool.ids)
-        rng = np.random.default_rng([self.config.seed, 0, PURPOSE_INITIAL])
-        first = rng.choice(len(self.pool), size=self.config.alac.initial, replace=False)
-        labels.label([self.pool.ids[i] for i in sorted(first)], cycle=1)
+        labels.label(initial_selection(self.pool.ids, self.config.seed, self.config.alac.initial), cycle=1)
         if self.one_shot:  # the rest of the pool in one random order from the seed; size n = its prefix
             rest = labels.unlabeled_ids
             order = np.random.default_rng([self.config.seed, 0, PURPOSE_ONE_SHOT]).permutation(len(rest))
@@ -187,12 +240,7 @@ class ALACTrial(TrialRunner):
             labeled, unlabeled = state.labels.labeled_ids, state.labels.unlabeled_ids
             seed = derived_seed(cfg.seed, cycle, PURPOSE_TRAIN)
             start = (state.model_state, state.optimizer_state, state.classifier_state, state.classifier_optimizer_state)
-        job = TrainJob(
-            dataset=cfg.dataset, labeled_ids=labeled, unlabeled_ids=unlabeled if alignment else [], alignment=alignment,
-            width=cfg.model.width, train=cfg.alac.train, alac=cfg.alac, seed=seed, model_state=start[0],
-            optimizer_state=start[1], classifier_state=start[2], classifier_optimizer_state=start[3],
-            torch_threads=cfg.ray.torch_threads,
-        )
+        job = train_job(cfg, cfg.dataset, labeled, unlabeled, alignment, seed, start)
         return run_loop(run_training, job, cfg.ray, self.out_dir / "ray_train", f"{self.trial_id}_cycle{cycle}")
 
     def _scorer_kwargs(self, split: str, classifier_state: bytes | None = None) -> dict:
@@ -205,8 +253,7 @@ class ALACTrial(TrialRunner):
         for item_id in ids:
             if item_id not in self._labeled_cache:
                 sample = load_sample(self.pool.by_id(item_id), self.config.dataset)
-                target = block_sum(sample.density.astype(np.float64), 8)
-                self._labeled_cache[item_id] = (sample.count, grid_signature(target, self.config.alac.levels))
+                self._labeled_cache[item_id] = labeled_evidence(sample, self.config.alac.levels)
         counts = np.array([self._labeled_cache[i][0] for i in ids], dtype=np.float64)
         return counts, np.stack([self._labeled_cache[i][1] for i in ids])
 
@@ -216,16 +263,12 @@ class ALACTrial(TrialRunner):
         cfg, state = self.config, self.state
         unlabeled = state.labels.unlabeled_ids
         classifier = state.classifier_state if cfg.alac.alignment_every_cycle else None
-        t = time.perf_counter()
-        pool_scores = score_ids(self._scorer_kwargs(cfg.dataset.train_split, classifier), unlabeled, cfg.ray)
-        score_s = time.perf_counter() - t
         labeled_counts, labeled_signatures = self._labeled_evidence(state.labels.labeled_ids)
         k = self.sizes[cycle] - self.sizes[cycle - 1]
-        rng = np.random.default_rng([cfg.seed, cycle, PURPOSE_SELECT])
-        picked = select_batch(cfg.alac, pool_scores, labeled_counts, labeled_signatures, k, rng)
-        selected = [unlabeled[int(i)] for i in picked.selected]
-        state.labels.label(selected, cycle + 1)
-        return selected, selection_summary(picked, pool_scores["count"]), score_s
+        picked = score_and_select(cfg, self._scorer_kwargs(cfg.dataset.train_split, classifier), unlabeled,
+                                  labeled_counts, labeled_signatures, k, cycle)
+        state.labels.label(picked.ids, cycle + 1)
+        return picked.ids, selection_summary(picked.result, picked.scores["count"]), picked.score_seconds
 
     # ------------------------------------------------------------------ one cycle
     def run_cycle(self, cycle: int) -> dict:

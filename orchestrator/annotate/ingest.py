@@ -1,0 +1,143 @@
+"""Taking a team's annotations into a project: match every record to a project image,
+validate the whole batch, then change the state once, atomically, under the project lock.
+
+Checks (the first failure names its file and reason, and nothing of the batch is ingested):
+the image is one of the project's, its file is unchanged since ``init`` (sha256), the size the
+file claims matches, every coordinate is a finite number inside the image
+(``0 <= x <= width``, ``0 <= y <= height``), the image is not annotated already (unless
+``replace``) and not twice in the batch. Annotations of images that the latest round did not
+propose are accepted and reported in the returned notes.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import time
+from pathlib import Path
+
+import numpy as np
+
+from orchestrator.annotate.formats import Annotation, read_annotation_file
+from orchestrator.annotate.project import AnnotateError, check_unchanged, image_table, load_state, locked, save_state
+
+#: Tests widen the race window between reading and writing the state with this many seconds.
+HOLD_ENV = "ORCHESTRATOR_ANNOTATE_HOLD_S"
+
+
+def _by_name(state: dict, name: str, stem: bool = False) -> list[str]:
+    key = (lambda rel: Path(rel).stem) if stem else (lambda rel: posixpath.basename(rel))
+    return [rel for rel in image_table(state) if key(rel) == name]
+
+
+def match_image(state: dict, record: Annotation) -> str:
+    """The project image (relative path) ``record`` refers to: by its path relative to the
+    annotation file's folder or the images root, else by a unique file name (or stem)."""
+    images = image_table(state)
+    root = Path(state["images_root"])
+    ref = record.ref.replace("\\", "/")
+    if record.by_stem:
+        candidates = _by_name(state, ref, stem=True)
+        try:  # a plain file inside the images folder: the image beside it
+            beside = record.file.resolve().with_suffix("").relative_to(root).as_posix()
+            candidates = [c for c in candidates if str(Path(c).with_suffix("")) == beside] or candidates
+        except ValueError:
+            pass
+    else:
+        for base in (record.file.resolve().parent, root):
+            try:
+                rel = (base / ref).resolve().relative_to(root).as_posix()
+            except (ValueError, OSError):
+                continue
+            if rel in images:
+                return rel
+        if ref in images:
+            return ref
+        name = posixpath.basename(ref)
+        candidates = _by_name(state, name)
+        if not candidates and "-" in name:  # Label Studio uploads are renamed '<8 hex>-<name>'
+            candidates = _by_name(state, name.split("-", 1)[1])
+    if len(candidates) == 1:
+        return candidates[0]
+    what = f"{record.file}: image {record.ref!r}"
+    if not candidates:
+        raise AnnotateError(f"{what} is not an image of this project (images under {root})")
+    raise AnnotateError(f"{what} is ambiguous: it matches {candidates[:3]}; name it by its path under {root}")
+
+
+def check_record(state: dict, record: Annotation, rel: str) -> None:
+    """Raise unless ``record``'s points fit the (unchanged) image ``rel``."""
+    image = image_table(state)[rel]
+    try:
+        check_unchanged(state, rel)
+    except AnnotateError as e:
+        raise AnnotateError(f"{record.file}: {e}") from None
+    height, width = image["height"], image["width"]
+    if record.size is not None and tuple(record.size) != (height, width):
+        raise AnnotateError(f"{record.file}: image {rel} is {width}x{height} pixels but the file says "
+                            f"{record.size[1]}x{record.size[0]}")
+    pts = record.points
+    outside = np.flatnonzero((pts[:, 0] < 0) | (pts[:, 0] > width) | (pts[:, 1] < 0) | (pts[:, 1] > height))
+    if len(outside):
+        x, y = pts[outside[0]]
+        raise AnnotateError(f"{record.file}: point {int(outside[0])} of {rel} at x={x:g}, y={y:g} lies outside "
+                            f"the image (expected 0 <= x <= {width}, 0 <= y <= {height}); {len(outside)} such point(s)")
+
+
+def validate_batch(state: dict, files: list[Path], replace: bool) -> tuple[dict[str, Annotation], list[str]]:
+    """Every record of ``files`` matched and checked -> (relative path -> record, notes)."""
+    batch: dict[str, Annotation] = {}
+    for path in files:
+        for record in read_annotation_file(Path(path)):
+            rel = match_image(state, record)
+            if rel in batch:
+                raise AnnotateError(f"{record.file}: image {rel} is annotated twice in this batch "
+                                    f"(also in {batch[rel].file})")
+            if rel in state["annotations"] and not replace:
+                raise AnnotateError(f"{record.file}: image {rel} is already annotated (from "
+                                    f"{state['annotations'][rel]['file']}); pass --replace to overwrite")
+            check_record(state, record, rel)
+            batch[rel] = record
+    return batch, proposal_notes(state, list(batch))
+
+
+def proposal_notes(state: dict, rels: list[str]) -> list[str]:
+    """One note per image that the latest round did not propose (allowed, but worth knowing)."""
+    if not state["rounds"]:
+        return []
+    latest = state["rounds"][-1]
+    rounds_of = {}
+    for entry in state["rounds"]:
+        for rel in entry["proposed"]:
+            rounds_of.setdefault(rel, entry["round"])
+    notes = []
+    for rel in rels:
+        if rel not in latest["proposed"]:
+            where = f"proposed in round {rounds_of[rel]}" if rel in rounds_of else "never proposed"
+            notes.append(f"note: {rel} was not proposed in round {latest['round']} ({where})")
+    return notes
+
+
+def apply_batch(state: dict, batch: dict[str, Annotation]) -> dict:
+    """The state with ``batch`` ingested (a new dict; ``state`` is not modified)."""
+    annotations = dict(state["annotations"])
+    for rel, record in batch.items():
+        annotations.pop(rel, None)  # a replaced annotation moves to the end (arrival order)
+        annotations[rel] = {"points": [[float(x), float(y)] for x, y in record.points],
+                            "file": str(Path(record.file).resolve()), "round": len(state["rounds"])}
+    return {**state, "annotations": annotations}
+
+
+def ingest(project: Path, files: list[Path], replace: bool = False) -> tuple[dict, list[str]]:
+    """Validate ``files`` against the current state and ingest them all, or raise
+    :class:`AnnotateError` and change nothing. Returns (ingested relative path -> heads, notes)."""
+    if not files:
+        raise AnnotateError("ingest: no annotation files given")
+    with locked(project):
+        state = load_state(project)
+        batch, notes = validate_batch(state, files, replace)
+        hold = float(os.environ.get(HOLD_ENV, "0") or 0)
+        if hold > 0:
+            time.sleep(hold)
+        save_state(project, apply_batch(state, batch))
+    return {rel: len(record.points) for rel, record in batch.items()}, notes

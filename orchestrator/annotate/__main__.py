@@ -109,8 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(args)
     except (AnnotateError, ConfigError, DatasetError) as e:
-        print(f"error: {e}".splitlines()[0] if "\n" not in str(e) else f"error: {' '.join(str(e).split())}",
-              file=sys.stderr)
+        print("error: " + " ".join(str(e).split()), file=sys.stderr)  # one line, whatever the message
         return 2
 
 

@@ -91,6 +91,10 @@ def export(project: Path, out: Path) -> int:
         raise AnnotateError(f"{project}: nothing is annotated yet; nothing to export")
     if out.exists() and any(out.iterdir()):
         raise AnnotateError(f"{out}: export folder exists and is not empty")
+    names = [task_name(rel) for rel in state["annotations"]]
+    clash = next((n for n in names if names.count(n) > 1), None)
+    if clash is not None:
+        raise AnnotateError(f"{project}: two annotated images export to the same name {clash!r}; rename one")
     out.mkdir(parents=True, exist_ok=True)
     root = Path(state["images_root"])
     for rel, annotation in state["annotations"].items():

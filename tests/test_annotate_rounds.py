@@ -89,9 +89,15 @@ def test_three_rounds_equal_the_trial_and_export_returns_the_points(tmp_path, da
     assert main(["init", str(project), "--images", str(images), "--config", str(DEFAULT_CONFIG), "--scale", "smoke",
                  "--seed", str(SEED), *sets]) == 0
     for number, fmt in ((1, "labelme"), (2, "cvat"), (3, "labelme")):
+        if number == 2:  # same project + seed -> same proposals: a copy proposes round 2 alike
+            twin = tmp_path / "twin"
+            shutil.copytree(project, twin)
+            assert main(["propose", str(twin), "--batch", "4"]) == 0
         assert main(["propose", str(project), "--batch", "4"]) == 0
         state = load_state(project)
         assert state["rounds"][-1]["proposed"] == expected[number - 1], f"round {number}"
+        if number == 2:
+            assert load_state(twin)["rounds"][-1]["proposed"] == expected[1]
         folder = project / "rounds" / f"round_{number:03d}"
         for name in ("proposals.csv", "tasks.csv", "contact_sheet.png"):
             assert (folder / name).is_file()

@@ -149,8 +149,9 @@ def test_a_few_hundred_steps_from_random_weights_beat_the_mean_predictor(tmp_pat
     config = load_config(DEMO, "demo", ["alac.strategy=rs_baseline", "alac.budget=12", "alac.per_cycle=8", "alac.train.epochs=8",
                                         "dataset.options.n_test=12", "ray.torch_threads=2"], seed=0)
     row = ALACTrial(config, tmp_path / "t", log=quiet).run().iloc[-1]
-    assert row["train_steps"] >= 400 and row["model_start"] == "random"
-    assert row["mae"] < row["mean_baseline_mae"], (row["mae"], row["mean_baseline_mae"])  # measured 37.1 vs 43.7
+    assert row["train_steps"] >= 200 and row["model_start"] == "random"  # minibatches of four patches (pairs_per_step 2)
+    # measured 16.1 vs 51.4 (37.1 vs 43.7 with one pair a step and no clipping)
+    assert row["mae"] < row["mean_baseline_mae"], (row["mae"], row["mean_baseline_mae"])
 
 
 def test_one_optimiser_factory_for_both_loops():

@@ -49,6 +49,8 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, temp_dir
     if ray.is_initialized():
         return ray
     console = {"logging_level": logging.WARNING, "log_to_driver": False} if quiet else {}
+    if quiet:  # token authentication stays on; only its "is enabled" notice is not printed
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     if address is None and not under_job_submission():
         for key, value in LOOPBACK_ENV.items():
             os.environ.setdefault(key, value)

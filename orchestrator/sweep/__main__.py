@@ -79,10 +79,10 @@ def main(argv=None) -> int:
     for name, path in written.items():
         frame, config = pd.read_parquet(path), plan.experiments[name].to_dict()
         print(f"\n## {name}\n{summary_table(frame, config)}")  # compact: `make demo` stays under 60 lines
-        paired = paired_table(frame, config)
+        paired = paired_table(frame, config)  # its columns say what it is (n pairs, mean A-B, 95% CI, p)
         if paired:
-            print(f"Paired on shared seeds (MAE of A minus MAE of B):\n{paired}")
-    print(f"\nfinished in {time.perf_counter() - started:.0f} s")
+            print(paired)
+    print(f"finished in {time.perf_counter() - started:.0f} s")
     for name, path in written.items():
         markdown, page, _ = write_folder_report(path.parent, [str(path.parent)])
         print(f"report: {page} ({markdown.name} and the results, {path.name}, beside it)")

@@ -159,6 +159,19 @@ def _batched_squared_difference_cost(x: torch.Tensor, y: torch.Tensor) -> torch.
     return ((x[:, :, None, :] - y[:, None, :, :]) ** 2).sum(-1)
 
 
+def check_loop_inputs(x: torch.Tensor, y: torch.Tensor, epsilon: float, max_iterations: int, tolerance: float) -> None:
+    """The reference loops' inputs: x (N,) and y (M,) non-empty 1-D floating tensors, epsilon > 0,
+    max_iterations >= 1, tolerance >= 0 (shared by the dense and the fast solver)."""
+    for name, samples in (("x", x), ("y", y)):
+        if not isinstance(samples, torch.Tensor) or samples.dim() != 1 or samples.numel() == 0 \
+                or not samples.is_floating_point():
+            raise ValueError(f"{name} must be a non-empty 1-D floating tensor, got "
+                             f"{type(samples).__name__} {getattr(samples, 'shape', '')}")
+    if not (epsilon > 0 and max_iterations >= 1 and tolerance >= 0):
+        raise ValueError(f"need epsilon > 0, max_iterations >= 1, tolerance >= 0, got "
+                         f"{epsilon!r}, {max_iterations!r}, {tolerance!r}")
+
+
 def reference_sinkhorn_potentials(x: torch.Tensor, y: torch.Tensor, epsilon: float = 0.1,
                                   max_iterations: int = 1000, tolerance: float = 0.1,
                                   ) -> SinkhornPotentials:
@@ -168,14 +181,7 @@ def reference_sinkhorn_potentials(x: torch.Tensor, y: torch.Tensor, epsilon: flo
     u_i = eps log a - eps logsumexp_j((v_j - C_ij) / eps), v likewise with the new u,
     and stops when sum |delta u| + sum |delta v| < tolerance. Runs without autograd.
     """
-    for name, samples in (("x", x), ("y", y)):
-        if not isinstance(samples, torch.Tensor) or samples.dim() != 1 or samples.numel() == 0 \
-                or not samples.is_floating_point():
-            raise ValueError(f"{name} must be a non-empty 1-D floating tensor, got "
-                             f"{type(samples).__name__} {getattr(samples, 'shape', '')}")
-    if not (epsilon > 0 and max_iterations >= 1 and tolerance >= 0):
-        raise ValueError(f"need epsilon > 0, max_iterations >= 1, tolerance >= 0, got "
-                         f"{epsilon!r}, {max_iterations!r}, {tolerance!r}")
+    check_loop_inputs(x, y, epsilon, max_iterations, tolerance)
     with torch.no_grad():
         num_rows, num_columns = x.numel(), y.numel()
         log_kernel = squared_difference_cost(x, y) / -epsilon  # (N, M)

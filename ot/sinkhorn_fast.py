@@ -54,7 +54,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ot.sinkhorn import SinkhornPotentials
+from ot.sinkhorn import SinkhornPotentials, check_loop_inputs
 
 
 @dataclass(frozen=True)
@@ -84,14 +84,7 @@ class _Window:
 
 def _validate(x: torch.Tensor, y: torch.Tensor, epsilon: float, max_iterations: int,
               tolerance: float, check_every: int | None) -> None:
-    for name, samples in (("x", x), ("y", y)):
-        if not isinstance(samples, torch.Tensor) or samples.dim() != 1 or samples.numel() == 0 \
-                or not samples.is_floating_point():
-            raise ValueError(f"{name} must be a non-empty 1-D floating tensor, got "
-                             f"{type(samples).__name__} {getattr(samples, 'shape', '')}")
-    if not (epsilon > 0 and max_iterations >= 1 and tolerance >= 0):
-        raise ValueError(f"need epsilon > 0, max_iterations >= 1, tolerance >= 0, got "
-                         f"{epsilon!r}, {max_iterations!r}, {tolerance!r}")
+    check_loop_inputs(x, y, epsilon, max_iterations, tolerance)
     if check_every is not None and not (isinstance(check_every, int) and check_every >= 1):
         raise ValueError(f"check_every must be an integer >= 1 or None, got {check_every!r}")
 

@@ -70,3 +70,29 @@ def ray_session():
     yield ray
     ray.shutdown()
     shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """The Sinkhorn loops run thousands of small ops; on the shared 2-core test machine a second
+    torch thread waiting for a busy core made them up to 100x slower. Modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def run_report(*argv: str) -> tuple[int, str, str]:
+    """``python -m orchestrator.report ARGV`` in process: (exit code, stdout, stderr)."""
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from orchestrator import report
+
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = report.main(list(argv))
+    return code, out.getvalue(), err.getvalue()

@@ -21,15 +21,7 @@ from ot import (
     sparse_mask,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """The Sinkhorn loop runs thousands of small ops; on the shared 2-core test machine a
-    second torch thread waiting for a busy core made them up to 100x slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _textured_crops(num_crops: int, seed: int) -> np.ndarray:

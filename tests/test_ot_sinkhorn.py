@@ -19,14 +19,7 @@ from ot import (
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """The Sinkhorn loop runs thousands of small ops; on the shared 2-core test machine a
-    second torch thread waiting for a busy core made them up to 100x slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # A converged reference loop for the small prior-like problems below (they stop after a few

@@ -7,12 +7,12 @@ import io
 import json
 import math
 import re
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_report
 
 from orchestrator import report
 from orchestrator.core.results import ROW_COLUMNS, rows_frame
@@ -85,11 +85,6 @@ def _has_row(text: str, cells: list[str]) -> bool:
                for i in range(len(row) - n + 1))
 
 
-def _run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = report.main(list(argv))
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture()
@@ -98,7 +93,7 @@ def results_dir(tmp_path) -> Path:
 
 
 def test_markdown_exact_numbers_failures_and_paper(results_dir):
-    code, out, _ = _run(str(results_dir))
+    code, out, _ = run_report(str(results_dir))
     assert code == 0
     lines = out.splitlines()
     assert _cells(lines[0]) == ["method", "dataset", "strategy", "labeled", "MAE", "RMSE", "n", "failed", "paper MAE", "paper MSE"]
@@ -113,7 +108,7 @@ def test_markdown_exact_numbers_failures_and_paper(results_dir):
 
 
 def test_per_cycle_table_matches_paper_by_labeled_images(results_dir):
-    _, out, _ = _run(str(results_dir))
+    _, out, _ = run_report(str(results_dir))
     cycles = out.split("### MAE against labeled images")[1]
     # cycle 1 of pssw: MAE 30, 31, 32 -> 31 ± 1; the paper's n_labeled = 10 entry sits beside it
     assert _has_row(cycles, ["shanghaitech_a", "pssw", "10", "31.00 ± 1.00", "40.00 ± 0.00", "3", "121.2"])
@@ -122,7 +117,7 @@ def test_per_cycle_table_matches_paper_by_labeled_images(results_dir):
 
 
 def test_latex_is_booktabs_and_escaped(results_dir):
-    code, out, _ = _run(str(results_dir), "--format", "latex")
+    code, out, _ = run_report(str(results_dir), "--format", "latex")
     assert code == 0
     assert out.startswith("\\begin{tabular}{lllrrrrrrr}\n\\toprule\n")
     assert "alac & shanghaitech\\_a & pssw & 20 & 12.00 $\\pm$ 2.00 & 23.00 $\\pm$ 3.61 & 3 & 0 & 85.4 $\\pm$ 2.5 & 144.7 \\\\" in out
@@ -131,7 +126,7 @@ def test_latex_is_booktabs_and_escaped(results_dir):
 
 
 def test_csv_full_precision(results_dir):
-    code, out, _ = _run(str(results_dir), "--format", "csv")
+    code, out, _ = run_report(str(results_dir), "--format", "csv")
     assert code == 0
     table = pd.read_csv(io.StringIO(out))
     pssw = table[table["setting.alac.strategy"] == "pssw"].iloc[0]
@@ -148,17 +143,17 @@ def test_paper_file_option_and_no_match_at_other_scales(results_dir, tmp_path):
     other = tmp_path / "other.yaml"
     other.write_text("paper:\n  source: other\n  results:\n"
                      "    - {dataset: shanghaitech_a, settings: {alac.strategy: random}, mae: 99.0, rmse: 98.0}\n")
-    _, out, _ = _run(str(results_dir), "--paper", str(other))
+    _, out, _ = run_report(str(results_dir), "--paper", str(other))
     assert _has_row(out, ["random", "20", "20.50 ± 0.71", "30.00 ± 0.00", "2", "1", "99.0", "98.0"])
     # a smoke run (budget 6) matches none of the paper's budget-40 numbers
     smoke = _write(tmp_path / "smoke", _rows(), _config(alac={"budget": 6}))
-    _, out, _ = _run(str(smoke))
+    _, out, _ = run_report(str(smoke))
     assert "paper MAE" not in out.splitlines()[0]
     assert "no run matches paper result PSSW [shanghaitech_a; alac.strategy=pssw, alac.budget=40]" in out
     # with no result matching at all, one line says so instead of listing them
     none = tmp_path / "none.yaml"
     none.write_text("paper:\n  source: Table X\n  results:\n    - {dataset: ucf_cc_50, mae: 1.0}\n")
-    _, out, _ = _run(str(smoke), "--paper", str(none))
+    _, out, _ = run_report(str(smoke), "--paper", str(none))
     assert "paper numbers (Table X): none of its 1 results match these runs' settings" in out
 
 
@@ -169,9 +164,9 @@ def test_pool_over_averages_folds_into_one_row(tmp_path):
             rows.append(_row(f"f{fold}s{seed}", "pssw", seed, 1, mae, mae, **{"setting.dataset.options.fold": fold}))
     directory = _write(tmp_path / "ucf", rows, _config(grid={"alac.strategy": ["pssw"], "dataset.options.fold": [1, 2]},
                                                         paper=None))
-    _, out, _ = _run(str(directory))
+    _, out, _ = run_report(str(directory))
     assert "fold" in _cells(out.splitlines()[0]) and len([l for l in out.splitlines() if l.startswith("| alac")]) == 2
-    _, out, _ = _run(str(directory), "--pool", "dataset.options.fold")
+    _, out, _ = run_report(str(directory), "--pool", "dataset.options.fold")
     body = [_cells(l) for l in out.splitlines() if l.startswith("| alac")]
     # folds averaged within each seed first (seed 0: 20, seed 1: 30), then mean ± std over the 2 seeds
     assert body == [["alac", "shanghaitech_a", "pssw", "10", "25.00 ± 7.07", "25.00 ± 7.07", "2", "0", "2"]]
@@ -181,10 +176,10 @@ def test_pool_over_averages_folds_into_one_row(tmp_path):
 def test_several_dirs_and_suite_folder(results_dir, tmp_path):
     rows = [dict(r, experiment="tab_b", dataset="shanghaitech_b") for r in _rows()]
     other = _write(tmp_path / "tab_b", rows, dict(_config(), experiment="tab_b"))
-    _, out, _ = _run(str(results_dir), str(other), "--no-report")  # the tables only: no report paths
+    _, out, _ = run_report(str(results_dir), str(other), "--no-report")  # the tables only: no report paths
     assert _cells(out.splitlines()[0])[:3] == ["experiment", "method", "dataset"]
     assert _has_row(out, ["tab_b", "alac", "shanghaitech_b", "pssw"])
-    _, suite_out, _ = _run(str(tmp_path), "--no-report")  # the parent holds both experiment folders
+    _, suite_out, _ = run_report(str(tmp_path), "--no-report")  # the parent holds both experiment folders
     assert suite_out == out
 
 
@@ -194,21 +189,21 @@ def test_render_table_for_the_sweep_summary():
 
 
 def test_errors_name_the_path_or_column(tmp_path):
-    code, _, err = _run(str(tmp_path / "nope"))
+    code, _, err = run_report(str(tmp_path / "nope"))
     assert code == 2 and "results directory not found" in err and "nope" in err
     (tmp_path / "empty").mkdir()
-    code, _, err = _run(str(tmp_path / "empty"))
+    code, _, err = run_report(str(tmp_path / "empty"))
     assert code == 2 and "results.parquet" in err and "empty" in err
     bad = tmp_path / "bad"
     bad.mkdir()
     rows_frame(_rows()).drop(columns=["mae"]).to_parquet(bad / "results.parquet")
-    code, _, err = _run(str(bad))
+    code, _, err = run_report(str(bad))
     assert code == 2 and "missing required column(s) ['mae']" in err and str(bad) in err
     (bad / "results.parquet").write_text("not parquet")
-    code, _, err = _run(str(bad))
+    code, _, err = run_report(str(bad))
     assert code == 2 and "not a readable Parquet file" in err
     broken = _write(tmp_path / "broken", _rows(), _config(paper={"results": [{"dataset": "x", "mea": 1.0}]}))
-    code, _, err = _run(str(broken))
+    code, _, err = run_report(str(broken))
     assert code == 2 and "unknown key(s) ['mea']" in err
 
 
@@ -254,7 +249,7 @@ def test_figures_are_written(tmp_path):
     (directory / "examples").mkdir()
     np.savez(directory / "examples" / "p0.npz", **examples)
     figures = tmp_path / "figs"
-    code, out, _ = _run(str(directory), "--figures", str(figures))
+    code, out, _ = run_report(str(directory), "--figures", str(figures))
     assert code == 0
     for name in ("mae_vs_budget.png", "mae_vs_points.png", "partitions.png", "density_examples.png"):
         data = (figures / name).read_bytes()
@@ -277,7 +272,7 @@ def test_one_colour_per_strategy_in_every_figure():
 def test_figures_skip_with_a_note_when_data_is_absent(tmp_path):
     rows = [dict(r, method="cssccnn") for r in _rows()]
     directory = _write(tmp_path / "css", rows)
-    code, out, _ = _run(str(directory), "--figures", str(tmp_path / "figs"))
+    code, out, _ = run_report(str(directory), "--figures", str(tmp_path / "figs"))
     assert code == 0
     assert "figure skipped: mae_vs_budget.png" in out and "figure skipped: partitions.png" in out
     assert "figure skipped: density_examples.png" in out
@@ -293,7 +288,7 @@ def test_paper_numbers_only_beside_paper_scale_runs(tmp_path):
     rows = [dict(r, scale="smoke", **{"setting.dataset.options.fold": 1 + i % 2}) for i, r in enumerate(_rows())]
     paper = dict(PAPER, pool_over=["dataset.options.fold"])
     directory = _write(tmp_path / "tab", rows, _config(scale="smoke", paper=paper))
-    code, out, _ = _run(str(directory))
+    code, out, _ = run_report(str(directory))
     assert code == 0
     assert "paper MAE" not in out.splitlines()[0] and "85.4" not in out
     assert "paper numbers (AL-AC, Table 1 (test)) not compared with tab: it ran at scale smoke" in out
@@ -307,7 +302,7 @@ def test_alac_tables_show_the_mean_baseline_beside_the_mae(tmp_path):
     for row in rows:
         row["mean_baseline_mae"] = 40.0 + row["seed"] if row["status"] == "ok" else np.nan
     directory = _write(tmp_path / "res", rows)
-    code, out, _ = _run(str(directory))
+    code, out, _ = run_report(str(directory))
     assert code == 0
     lines = out.splitlines()
     assert _cells(lines[0])[-3:] == ["n", "failed", "Mean baseline MAE"]

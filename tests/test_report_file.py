@@ -8,12 +8,11 @@ import base64
 import io
 import json
 import re
-from contextlib import redirect_stderr, redirect_stdout
 
 import numpy as np
 import pandas as pd
+from conftest import run_report
 
-from orchestrator import report
 from orchestrator.core.results import rows_frame
 from orchestrator.report.document import config_hash, write_folder_report
 
@@ -42,16 +41,11 @@ def _write(directory, rows=None):
     return directory
 
 
-def _run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = report.main(list(argv))
-    return code, out.getvalue(), err.getvalue()
 
 
 def test_report_files_hold_tables_comparisons_figures_and_failures(tmp_path):
     directory = _write(tmp_path / "ex")
-    code, out, _ = _run(str(directory))
+    code, out, _ = run_report(str(directory))
     assert code == 0
     assert out.splitlines()[-2:] == [f"report: {directory / 'report.md'}", f"report: {directory / 'report.html'}"]
     markdown = (directory / "report.md").read_text()
@@ -76,7 +70,7 @@ def test_report_files_hold_tables_comparisons_figures_and_failures(tmp_path):
 
 def test_csv_keeps_stdout_one_csv_and_out_option(tmp_path):
     directory = _write(tmp_path / "ex")
-    code, out, err = _run(str(directory), "--format", "csv", "--out", str(tmp_path / "rep"), "--figures", str(tmp_path / "f"))
+    code, out, err = run_report(str(directory), "--format", "csv", "--out", str(tmp_path / "rep"), "--figures", str(tmp_path / "f"))
     assert code == 0
     assert list(pd.read_csv(io.StringIO(out))["setting.alac.strategy"]) == ["pssw", "random"]
     assert err.splitlines()[-1] == f"report: {tmp_path / 'rep' / 'report.html'}"
@@ -87,11 +81,11 @@ def test_csv_keeps_stdout_one_csv_and_out_option(tmp_path):
 
 def test_no_report_and_unwritable_output(tmp_path):
     directory = _write(tmp_path / "ex")
-    code, out, _ = _run(str(directory), "--no-report")
+    code, out, _ = run_report(str(directory), "--no-report")
     assert code == 0 and "report:" not in out and not (directory / "report.md").exists()
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    code, _, err = _run(str(directory), "--out", str(blocker))
+    code, _, err = run_report(str(directory), "--out", str(blocker))
     assert code == 2 and err.startswith("error: cannot write the report:") and len(err.strip().splitlines()) == 1
 
 
@@ -101,5 +95,5 @@ def test_folder_report_for_the_sweep_matches_the_cli(tmp_path):
     assert (markdown, page) == (directory / "report.md", directory / "report.html")
     assert lines[0] == f"figure: {directory / 'figures' / 'mae_vs_budget.png'}"
     from_sweep = markdown.read_text().split("## Results", 1)[1]
-    _run(str(directory))
+    run_report(str(directory))
     assert markdown.read_text().split("## Results", 1)[1] == from_sweep  # the same report after the header

@@ -6,11 +6,12 @@ from __future__ import annotations
 import io
 import math
 import re
-from contextlib import redirect_stderr, redirect_stdout
+from contextlib import redirect_stderr
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_report
 from scipy import stats
 
 from orchestrator import report
@@ -36,11 +37,6 @@ def _write(directory, rows):
     return directory
 
 
-def _run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = report.main(list(argv))
-    return code, out.getvalue(), err.getvalue()
 
 
 def _cells(line: str) -> list[str]:
@@ -103,7 +99,7 @@ def _strategy_rows() -> list[dict]:
 
 def test_paired_rows_in_markdown_latex_and_csv(tmp_path):
     directory = _write(tmp_path / "ex", _strategy_rows())
-    code, out, _ = _run(str(directory))
+    code, out, _ = run_report(str(directory))
     assert code == 0
     expected = stats.ttest_rel(PSSW[:5], RANDOM)
     low, high = expected.confidence_interval(0.95)
@@ -115,10 +111,10 @@ def test_paired_rows_in_markdown_latex_and_csv(tmp_path):
     assert cycles[0][5:] == ["10", "5", "0.00", "[0.00, 0.00]", "1.000", "identical"]
     assert cycles[1][5:7] == ["20", "5"]
     assert "Wilcoxon signed-rank from n = 10" in out
-    _, latex, _ = _run(str(directory), "--format", "latex")
+    _, latex, _ = run_report(str(directory), "--format", "latex")
     assert (f"shanghaitech\\_a & strategy & pssw & random &  & 5 & -2.40 & [{low:.2f}, {high:.2f}] & "
             f"{expected.pvalue:.3f} & paired t \\\\") in latex
-    _, csv, _ = _run(str(directory), "--format", "csv", "--table", "paired")
+    _, csv, _ = run_report(str(directory), "--format", "csv", "--table", "paired")
     table = pd.read_csv(io.StringIO(csv))
     final_csv = table[table["at"] == "final"].iloc[0]
     assert (final_csv["varied"], final_csv["a"], final_csv["b"], final_csv["n_pairs"]) == ("alac.strategy", "pssw", "random", 5)
@@ -132,7 +128,7 @@ def test_only_settings_one_key_apart_are_paired(tmp_path):
     for strategy, alignment, offset in (("pssw", True, 0.0), ("random", False, 5.0), ("random", True, 1.0)):
         for seed in range(3):
             rows.append(_row(strategy, seed, 1, 10.0 + offset + seed * (1 + offset), **{"setting.alac.alignment": alignment}))
-    _, csv, _ = _run(str(_write(tmp_path / "ex", rows)), "--format", "csv", "--table", "paired")
+    _, csv, _ = run_report(str(_write(tmp_path / "ex", rows)), "--format", "csv", "--table", "paired")
     table = pd.read_csv(io.StringIO(csv))
     final = table[table["at"] == "final"]
     pairs = {(r["varied"], r["a"], r["b"]) for _, r in final.iterrows()}
@@ -146,7 +142,7 @@ def test_mean_baseline_and_cssccnn_baselines_are_compared(tmp_path):
     rows = _strategy_rows()
     for row in rows:
         row["mean_baseline_mae"] = row["mae"] + 10.0 + row["seed"]  # baseline worse by 10 + seed
-    _, csv, _ = _run(str(_write(tmp_path / "alac", rows)), "--format", "csv", "--table", "paired")
+    _, csv, _ = run_report(str(_write(tmp_path / "alac", rows)), "--format", "csv", "--table", "paired")
     table = pd.read_csv(io.StringIO(csv))
     mean = table[(table["at"] == "final") & (table["varied"] == "Mean baseline")]
     assert set(mean["setting.alac.strategy"]) == {"pssw", "random"}
@@ -157,7 +153,7 @@ def test_mean_baseline_and_cssccnn_baselines_are_compared(tmp_path):
         for seed, mae in enumerate(maes):
             row = _row("x", seed, 2, mae, method="cssccnn", **{"setting.cssccnn.baseline": baseline})
             css.append({k: v for k, v in row.items() if k != "setting.alac.strategy"})
-    code, out, _ = _run(str(_write(tmp_path / "css", css)))
+    code, out, _ = run_report(str(_write(tmp_path / "css", css)))
     assert code == 0
     final = _table_after(out, "Paired differences of the final MAE")
     # without a config's grid order, A and B are in text order: mean, none, pprior
@@ -178,7 +174,7 @@ def _fold_rows() -> list[dict]:
 
 def test_folds_are_averaged_within_each_seed_first(tmp_path):
     directory = _write(tmp_path / "ucf", _fold_rows())
-    code, out, _ = _run(str(directory), "--pool", "dataset.options.fold")
+    code, out, _ = run_report(str(directory), "--pool", "dataset.options.fold")
     assert code == 0
     lines = out.splitlines()
     assert _cells(lines[0])[-1] == "folds per seed"
@@ -189,12 +185,12 @@ def test_folds_are_averaged_within_each_seed_first(tmp_path):
     random = next(_cells(line) for line in lines if _cells(line)[:3] == ["alac", "shanghaitech_a", "random"])
     assert random[6:] == ["3", "0", "seed 0: 2, seed 1: 1, seed 2: 1"]
     assert "each seed's results averaged first, then mean ± std over seeds" in out
-    _, csv, _ = _run(str(directory), "--pool", "dataset.options.fold", "--format", "csv")
+    _, csv, _ = run_report(str(directory), "--pool", "dataset.options.fold", "--format", "csv")
     table = pd.read_csv(io.StringIO(csv))
     row = table[table["setting.alac.strategy"] == "pssw"].iloc[0]
     assert (row["seeds"], row["pooled_per_seed"]) == (3, "0:2;1:1;2:2") and row["mae_std"] == pytest.approx(std)
     # paired within seed over the folds both completed: seed 0 (-8 - 12) / 2 = -10, seed 1 -8, seed 2 -8
-    _, csv, _ = _run(str(directory), "--pool", "dataset.options.fold", "--format", "csv", "--table", "paired")
+    _, csv, _ = run_report(str(directory), "--pool", "dataset.options.fold", "--format", "csv", "--table", "paired")
     paired = pd.read_csv(io.StringIO(csv)).iloc[0]
     assert paired["n_pairs"] == 3 and paired["mean_diff_a_minus_b"] == pytest.approx(np.mean([-10.0, -8.0, -8.0]))
     assert paired["p_value"] == pytest.approx(stats.ttest_1samp([-10.0, -8.0, -8.0], 0.0).pvalue)

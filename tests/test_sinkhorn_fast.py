@@ -12,12 +12,7 @@ from ot.sinkhorn_fast import stabilized_sinkhorn_potentials
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _heavy_tailed(num_predictions: int, num_samples: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,12 +14,7 @@ from ot import PowerLawPriorConfig, SinkhornConfig, build_prior, sinkhorn_loss
 DEMO = Path(__file__).resolve().parents[1] / "configs/cssccnn/demo.yaml"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _value_and_gradient(x, y, config):

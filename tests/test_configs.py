@@ -5,12 +5,14 @@ result names real settings that some grid point of the file reproduces at paper 
 from __future__ import annotations
 
 import itertools
+import types
 from pathlib import Path
 
 import pytest
 import yaml
 
-from orchestrator.config import SCALES, ExperimentConfig, load_config
+from orchestrator.config import SCALES, ConfigError, ExperimentConfig, load_config
+from orchestrator.cssccnn.trial import CSSCCNNTrial
 from orchestrator.report.paper import MISSING, N_LABELED, best_match, config_value, parse_paper
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -144,3 +146,21 @@ def test_the_sweep_plans_the_smoke_scale_on_real_data(path, data_root):
     points = {t.settings for t in plan.trials}  # grid points that run the same trial are run once
     assert len(plan.trials) == len(points) * config.trials and len(points) <= len(_grid_points(config))
     assert {t.experiment for t in plan.trials} == {config.experiment}
+
+
+def test_cssccnn_paper_scale_runs_the_reference_epochs_and_qnrf_protocol():
+    """Issue 13 item 7: stage 1 for 1000 epochs, stage 2 for 600 with patience 300 at paper
+    scale; on UCF-QNRF the plain stage 2 stops after 100 epochs without improvement while ++
+    keeps 300, and 240 of the 1201 train images are held out."""
+    from orchestrator.cssccnn.crops import choose_holdout
+    from orchestrator.cssccnn.stages import _selector
+
+    sha = load_config(CONFIGS / "cssccnn/table1_sha.yaml", "paper")
+    assert (sha.cssccnn.stage1.epochs, sha.cssccnn.stage2.epochs, sha.cssccnn.patience) == (1000, 600, 300)
+    for plus_plus, patience in ((False, 100), (True, 300)):
+        qnrf = load_config(CONFIGS / "cssccnn/table2_qnrf.yaml", "paper", [f"cssccnn.plus_plus={str(plus_plus).lower()}"])
+        job = types.SimpleNamespace(css=qnrf.cssccnn, kind="sinkhorn", epochs=600)
+        assert _selector(job).patience == patience
+        assert len(choose_holdout([f"i{n}" for n in range(1201)], qnrf.cssccnn.holdout_fraction, 0)) == 240
+    with pytest.raises(ConfigError, match="plus_plus_patience must be >= 0"):
+        CSSCCNNTrial.validate(load_config(CONFIGS / "cssccnn/demo.yaml", "smoke", ["cssccnn.plus_plus_patience=-1"]), 12)

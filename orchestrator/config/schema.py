@@ -169,11 +169,13 @@ class CSSConfig:
     baseline: str = "none"
     crop: int = 224
     # stage 1: rotation self-supervision
-    stage1: StageConfig = dataclasses.field(default_factory=StageConfig)
+    # (the reference code's epochs: 1000 for stage 1, best epoch by held-out rotation accuracy;
+    # 600 for stage 2, patience 300)
+    stage1: StageConfig = dataclasses.field(default_factory=lambda: StageConfig(epochs=1000))
     holdout_fraction: float = 0.1
     # stage 2: Sinkhorn distribution matching, frozen features
     stage2: StageConfig = dataclasses.field(
-        default_factory=lambda: StageConfig(epochs=1000, lr=1e-5, momentum=0.9, weight_decay=1e-4, batch=32))
+        default_factory=lambda: StageConfig(epochs=600, lr=1e-5, momentum=0.9, weight_decay=1e-4, batch=32))
     steps_per_epoch: int | None = None
     loss_scale: float = 0.01
     prior_samples: int = 1568
@@ -191,6 +193,7 @@ class CSSConfig:
     sparse_percentile: float = 30.0
     dense_weight: float = 0.1
     plus_plus_moving_average: int = 10
+    plus_plus_patience: int | None = None  # ++'s stage-2 patience; None = ``patience`` (the reference keeps 300 on QNRF)
     edge_grayscale: str = "luminance"  # ++ Canny input: luminance, or reference_bgr (the reference's BGR2GRAY on RGB)
     # limited data (paper section 4.8)
     labeled_images: int = 0

@@ -167,7 +167,8 @@ def _selector(job: StageJob):
         return MovingAverageSelector(window=1, patience=css.patience, start=1)
     if css.plus_plus:
         start = min(css.plus_plus_moving_average, job.epochs)
-        return PlusPlusSelector(window=css.plus_plus_moving_average, patience=css.patience, start=start,
+        patience = css.patience if css.plus_plus_patience is None else css.plus_plus_patience
+        return PlusPlusSelector(window=css.plus_plus_moving_average, patience=patience, start=start,
                                 dense_weight=css.dense_weight, divergence=css.plus_plus_divergence)
     start = min(css.moving_average, job.epochs)
     return MovingAverageSelector(window=css.moving_average, patience=css.patience, start=start)

@@ -84,6 +84,8 @@ def validate_css(config: ExperimentConfig, pool_size: int) -> None:
                           f"({8 * css.cell_size} px for cell_size {css.cell_size}), got {css.crop}")
     if css.steps_per_epoch is not None and css.steps_per_epoch < 1:
         raise ConfigError(f"cssccnn.steps_per_epoch must be >= 1 or null, got {css.steps_per_epoch}")
+    if css.plus_plus_patience is not None and css.plus_plus_patience < 0:
+        raise ConfigError(f"cssccnn.plus_plus_patience must be >= 0 or null, got {css.plus_plus_patience}")
     if not 0 < css.holdout_fraction < 1:
         raise ConfigError(f"cssccnn.holdout_fraction must lie in (0, 1), got {css.holdout_fraction}")
     if not 0 < css.sparse_percentile < 100:

@@ -164,3 +164,10 @@ def test_cssccnn_paper_scale_runs_the_reference_epochs_and_qnrf_protocol():
         assert len(choose_holdout([f"i{n}" for n in range(1201)], qnrf.cssccnn.holdout_fraction, 0)) == 240
     with pytest.raises(ConfigError, match="plus_plus_patience must be >= 0"):
         CSSCCNNTrial.validate(load_config(CONFIGS / "cssccnn/demo.yaml", "smoke", ["cssccnn.plus_plus_patience=-1"]), 12)
+
+
+def test_cssccnn_paper_configs_rescale_as_the_reference():
+    """Issue 13 item 6: longer side <= 1024 and shorter >= 224 (the crop) at paper scale."""
+    for path in sorted((CONFIGS / "cssccnn").glob("table*.yaml")):
+        config = load_config(path, "paper")
+        assert (config.dataset.max_side, config.cssccnn.crop, config.cssccnn.cell_size) == (1024, 224, 8), path.name

@@ -11,12 +11,15 @@ subpackage       what it holds
 ``alac``         AL-AC trials: label state, one training phase, pool scoring, selection glue
 ``cssccnn``      CSS-CCNN trials: stages, losses, crops, label-free epoch choice, validation
 ``sweep``        ``python -m orchestrator.sweep``: trials as a Ray Tune sweep (plan, Tune wiring)
-``report``       ``python -m orchestrator.report``: results -> the papers' tables and figures
+``report``       ``python -m orchestrator.report``: results -> the papers' tables, paired
+                 comparisons, figures and report.md / report.html
+``annotate``     ``python -m orchestrator.annotate``: annotation-team mode over the AL-AC trial's
+                 own training, scoring and selection
 ``trial``        ``python -m orchestrator.trial``: one trial without Tune; the method registry
 ``evaluate``     ``python -m orchestrator.evaluate``: a weights file on a dataset split
 ================ ==========================================================================
 
 Imports point one way: ``config`` <- ``data`` <- ``core`` <- ``alac`` / ``cssccnn`` <- ``trial``
-<- ``sweep``; ``report`` reads results only. The pure libraries (``models``, ``selection``,
+<- ``sweep``; ``alac`` <- ``annotate``; ``report`` reads results only. The pure libraries (``models``, ``selection``,
 ``ot``) never import from here.
 """

@@ -4,7 +4,9 @@ or as a Ray Data actor pool (:func:`score_ids`, through :func:`orchestrator.core
 Per image the scorer returns its id, the predicted count, the grid signature of the predicted
 1/8-resolution density map (levels 0..LA), the true count when the image is annotated (for
 evaluation) and, when the model has a distribution classifier, the classifier's probability that
-the image is *unlabeled*. Whole-image inference, batch 1 (images differ in size).
+the image is *unlabeled*. Whole-image inference, batch 1 (images differ in size), on the
+device the ``ray`` section names (:func:`score_ids`: CUDA when ``ray.use_gpu``); per image the
+density map comes back to the CPU once (the signature is computed there).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import torch
 from models import CSRNet, DomainClassifier
 from orchestrator.config import DatasetConfig, RayConfig
 from orchestrator.core.counting import count_of
-from orchestrator.core.execution import map_ids, resolve_refs
+from orchestrator.core.execution import local_device, map_ids, resolve_refs, to_device, worker_device
 from orchestrator.core.samples import load_sample, open_split
 from orchestrator.core.tensors import from_bytes
 from orchestrator.data import block_sum
@@ -61,12 +63,12 @@ class PoolScorer:
     @torch.no_grad()
     def score_one(self, item_id: str) -> tuple[float, int, np.ndarray, float]:
         sample = load_sample(self.items[item_id], self.dataset, with_density=False)
-        phi = self.model.features(CSRNet.normalize(sample.image).to(self.device))
+        phi = self.model.features(to_device(CSRNet.normalize(sample.image), self.device))
         density = self.model.density_head(phi)[0, 0]
-        prob = float("nan")
-        if self.classifier is not None:
-            prob = float(torch.sigmoid(self.classifier(phi))[0])
-        signature = grid_signature(density.double().cpu().numpy(), self.levels)
+        prob = torch.sigmoid(self.classifier(phi))[0] if self.classifier is not None else None
+        density = density.cpu()  # the one copy back (a no-op on the CPU)
+        prob = float("nan") if prob is None else float(prob)
+        signature = grid_signature(density.double().numpy(), self.levels)
         return count_of(density), sample.count, signature, prob
 
     def __call__(self, batch: dict) -> dict:
@@ -83,7 +85,11 @@ class PoolScorer:
 
 def score_ids(scorer_kwargs: dict, ids: list[str], ray_config: RayConfig) -> dict:
     """:class:`PoolScorer` outputs for ``ids`` (in their order), in-process or on Ray Data as
-    ``ray_config`` says; the model states go through the object store once."""
+    ``ray_config`` says; the model states go through the object store once. The device is the
+    config's (CUDA when ``ray.use_gpu``) unless ``scorer_kwargs`` names one."""
+    if "device" not in scorer_kwargs:
+        device = local_device(ray_config) if ray_config.score_actors < 1 else worker_device(ray_config)
+        scorer_kwargs = {**scorer_kwargs, "device": device}
     return map_ids(PoolScorer, scorer_kwargs, ids, ray_config, EMPTY_SCORES,
                    large_args=("model_state", "classifier_state"))
 

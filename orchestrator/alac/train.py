@@ -9,6 +9,11 @@ NCCL on GPU, and makes one worker bit-identical to the in-process loop.
 
 All randomness (patches, flips, pairing, MixUp draws) comes from ``seed``; nothing depends on
 global RNG state, so a resumed trial trains exactly as an uninterrupted one.
+
+On CUDA the patches are built on the CPU in pinned memory and copied without blocking (the next
+minibatch is cut while the GPU runs the current step), the loss is summed on the device and read
+once per epoch, and ``amp`` runs the forward and loss under bfloat16 autocast. On the CPU every
+number is what it was before (float32, the same summation order).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import torch
 
 from models import CSRNet, DomainClassifier, alignment_loss, density_regression_loss
 from orchestrator.config import ALConfig, DatasetConfig, TrainConfig
+from orchestrator.core.execution import to_device
 from orchestrator.core.samples import Sample, load_sample, open_split
 from orchestrator.core.tensors import average_gradients, build_optimizer, from_bytes, to_bytes
 from orchestrator.data import block_sum
@@ -48,6 +54,7 @@ class TrainJob:
     classifier_state: bytes | None = None
     classifier_optimizer_state: bytes | None = None
     torch_threads: int = 1
+    amp: bool = False  # bfloat16 autocast of forward + loss on CUDA (ray.amp; ignored on the CPU)
 
 
 @dataclasses.dataclass
@@ -72,7 +79,7 @@ def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     return build_optimizer(params, cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay)
 
 
-def _batch(samples: list[Sample], specs, labeled_mask: list[bool], device) -> tuple:
+def _batch(samples: list[Sample], specs, labeled_mask: list[bool], device: torch.device) -> tuple:
     """One minibatch (normalised images, 1/8 density targets, labeled mask) from its patch specs."""
     images, targets = [], []
     for spec in specs:
@@ -82,7 +89,8 @@ def _batch(samples: list[Sample], specs, labeled_mask: list[bool], device) -> tu
         images.append(CSRNet.normalize(img))
         targets.append(torch.from_numpy(block_sum(den, 8)))
     labeled = torch.tensor([labeled_mask[s.image_index] for s in specs], dtype=torch.bool)
-    return (torch.cat(images).to(device), torch.stack(targets).unsqueeze(1).to(device), labeled.to(device))
+    return (to_device(torch.cat(images), device), to_device(torch.stack(targets).unsqueeze(1), device),
+            to_device(labeled, device))
 
 
 @dataclasses.dataclass
@@ -137,16 +145,24 @@ def _epoch_batches(job: TrainJob, sizes: list, n_labeled: int, epoch: int, world
     return batches, usable
 
 
-def _step(job: TrainJob, nets: _Networks, batch: tuple, mixup_rng, world_size: int) -> float:
-    """One optimisation step on one minibatch; returns its loss."""
+def autocast(device: torch.device, amp: bool):
+    """bfloat16 autocast on CUDA when ``amp`` (no loss scaling needed: bfloat16 keeps float32's
+    range); a disabled context otherwise, so the CPU path is plain float32."""
+    enabled = amp and device.type == "cuda"
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def _step(job: TrainJob, nets: _Networks, batch: tuple, mixup_rng, world_size: int) -> torch.Tensor:
+    """One optimisation step on one minibatch; returns its loss (detached, on the device: no sync)."""
     images, targets, labeled_mask = batch
     nets.optimizer.zero_grad(set_to_none=True)
-    if nets.classifier is not None:
-        nets.classifier_optimizer.zero_grad(set_to_none=True)
-        loss = alignment_loss(nets.model, nets.classifier, images, targets, labeled_mask, mixup_rng,
-                              beta=job.alac.beta, alpha=job.alac.mixup_alpha, use_mixup=job.alac.mixup).total
-    else:
-        loss = density_regression_loss(nets.model(images), targets)
+    with autocast(images.device, job.amp):
+        if nets.classifier is not None:
+            nets.classifier_optimizer.zero_grad(set_to_none=True)
+            loss = alignment_loss(nets.model, nets.classifier, images, targets, labeled_mask, mixup_rng,
+                                  beta=job.alac.beta, alpha=job.alac.mixup_alpha, use_mixup=job.alac.mixup).total
+        else:
+            loss = density_regression_loss(nets.model(images), targets)
     loss.backward()
     average_gradients(nets.params, world_size)
     if job.train.grad_clip is not None:  # after averaging: every rank clips the same gradient
@@ -154,7 +170,7 @@ def _step(job: TrainJob, nets: _Networks, batch: tuple, mixup_rng, world_size: i
     nets.optimizer.step()
     if nets.classifier_optimizer is not None:
         nets.classifier_optimizer.step()
-    return float(loss.detach())
+    return loss.detach()
 
 
 def run_training(job: TrainJob, rank: int = 0, world_size: int = 1, device: str | torch.device = "cpu",
@@ -179,12 +195,14 @@ def run_training(job: TrainJob, rank: int = 0, world_size: int = 1, device: str 
         samples, mask = samples + unlabeled, mask + [False] * len(unlabeled)
     sizes = [s.image.shape[:2] for s in samples]
     steps, loss_sum = 0, 0.0
+    loss_total = torch.zeros((), dtype=torch.float64, device=device)  # float64 sum, as Python floats were
     for epoch in range(job.train.epochs):
         batches, usable = _epoch_batches(job, sizes, mask.count(True), epoch, world_size)
         mixup_rng = np.random.default_rng([job.seed, epoch, 1])
         for index in range(rank, usable, world_size):
-            loss_sum += _step(job, nets, _batch(samples, batches[index], mask, device), mixup_rng, world_size)
+            loss_total += _step(job, nets, _batch(samples, batches[index], mask, device), mixup_rng, world_size).double()
             steps += 1
+        loss_sum = float(loss_total)  # one read per epoch
         if progress is not None:
             progress({"epoch": epoch + 1, "steps": steps, "mean_loss": loss_sum / max(steps, 1)})
     classifier, cls_optimizer = nets.classifier, nets.classifier_optimizer

@@ -245,6 +245,8 @@ def validate(config: ExperimentConfig) -> None:
     if config.model.width <= 0:
         raise ConfigError(f"model.width: must be > 0, got {config.model.width}")
     _validate_ray(config.ray)
+    if config.ray.amp and config.method == "cssccnn":
+        raise ConfigError("ray.amp applies to AL-AC training only; CSS-CCNN's Sinkhorn loss runs in float32")
     _validate_model(config)
     for key, values in config.grid.items():
         if not isinstance(values, list) or not values:
@@ -264,6 +266,20 @@ def _validate_ray(ray) -> None:
             raise ConfigError(f"ray.{name} must be > 0, got {getattr(ray, name)}")
     if ray.use_gpu and not ray.gpus_per_worker > 0:
         raise ConfigError(f"ray.gpus_per_worker must be > 0 with ray.use_gpu, got {ray.gpus_per_worker}")
+    if ray.amp and not ray.use_gpu:
+        raise ConfigError("ray.amp (mixed precision) needs ray.use_gpu: true; CPU training stays float32")
+    if ray.use_gpu and ray.train_workers == 0:
+        _check_local_gpu(ray)
+
+
+def _check_local_gpu(ray) -> None:
+    """Training in this process on a GPU: CUDA must exist here (torch imported only then). Under
+    ``ray job submit`` the driver need not see the cluster's GPUs, so the check waits for the run."""
+    from orchestrator.core.execution import gpu_config_error, under_job_submission
+
+    problem = None if under_job_submission() else gpu_config_error(ray)
+    if problem is not None:
+        raise ConfigError(problem)
 
 
 def _validate_model(config: ExperimentConfig) -> None:

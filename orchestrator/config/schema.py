@@ -214,10 +214,16 @@ class CSSConfig:
 class RayConfig:
     """Where the work runs. ``train_workers = 0`` trains in-process; ``>= 1`` runs the same loop
     under Ray Train (gloo on CPU, NCCL on GPU). ``score_actors = 0`` scores the pool in-process;
-    ``>= 1`` runs the same scorer as a Ray Data actor pool."""
+    ``>= 1`` runs the same scorer as a Ray Data actor pool.
+
+    ``use_gpu``: train and score on CUDA (in-process work needs CUDA in this process, else a
+    ``ConfigError``; Ray workers get a GPU each). ``amp``: mixed precision (bfloat16 autocast)
+    for AL-AC's training forward and loss; needs ``use_gpu`` (refused otherwise, so CPU runs stay
+    bit-reproducible) and is refused for CSS-CCNN, whose Sinkhorn loss needs float32."""
 
     train_workers: int = 0
     use_gpu: bool = False
+    amp: bool = False
     cpus_per_worker: float = 1.0
     gpus_per_worker: float = 1.0
     score_actors: int = 0

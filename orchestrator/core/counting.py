@@ -10,12 +10,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from orchestrator.core.execution import to_device
+
 
 def predict_density(model: nn.Module, image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
     """``(h, w)`` float density at 1/8 resolution (people per output pixel) of one ``(H, W, 3)``
-    uint8 RGB image; ``model`` must be in eval mode on ``device``."""
+    uint8 RGB image; ``model`` must be in eval mode on ``device`` (the normalised image is
+    pinned and copied without blocking on CUDA; the density stays on ``device``)."""
     with torch.inference_mode():
-        return model(model.normalize(image).to(device))[0, 0]
+        return model(to_device(model.normalize(image), device))[0, 0]
 
 
 def count_of(density: torch.Tensor) -> float:

@@ -11,10 +11,14 @@
 * :func:`map_ids` runs a callable-class scorer over ids in-process (``ray.score_actors = 0``)
   or as a Ray Data ``map_batches`` actor pool, output in the order of the ids.
 * :func:`run_task` runs one function in-process or as a Ray task on a Train worker's resources.
+* :func:`local_device` / :func:`worker_device`: the torch device the config names (``cuda`` when
+  ``ray.use_gpu``, else ``cpu``), for work in this process (CUDA must exist here, else a
+  one-line ``ConfigError``) or on a Ray worker that Ray placed on a GPU.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import pickle
@@ -23,6 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from orchestrator.config.schema import ConfigError
 
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 RESULT_FILE = "train_result.pkl"
@@ -63,6 +69,53 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, temp_dir
     else:
         ray.init(**console)  # under `ray job submit`: RAY_ADDRESS names the submitting cluster
     return ray
+
+
+# ----------------------------------------------------------------------------------- devices
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def gpu_config_error(ray_config) -> str | None:
+    """Why ``ray.use_gpu`` cannot be honoured in this process, or ``None`` when it can (or is off)."""
+    if ray_config.use_gpu and not cuda_available():
+        return ("ray.use_gpu is true but this process has no CUDA device (torch.cuda.is_available() is False); "
+                "set ray.use_gpu: false or run where a GPU is visible")
+    return None
+
+
+def local_device(ray_config) -> str:
+    """The device of work run in this process: ``cuda`` when ``ray.use_gpu`` (and CUDA exists
+    here: otherwise :class:`ConfigError`), else ``cpu``."""
+    problem = gpu_config_error(ray_config)
+    if problem is not None:
+        raise ConfigError(problem)
+    return "cuda" if ray_config.use_gpu else "cpu"
+
+
+def worker_device(ray_config) -> str:
+    """The device of work on a Ray worker or actor: Ray gave it a GPU exactly when ``ray.use_gpu``."""
+    return "cuda" if ray_config.use_gpu else "cpu"
+
+
+def to_device(tensor, device):
+    """``tensor`` (built on the CPU) on ``device``: pinned and copied without blocking on CUDA (the
+    CPU goes on cutting the next batch), an ordinary ``.to`` otherwise (a no-op on the CPU)."""
+    import torch
+
+    device = torch.device(device)
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
+def with_execution_settings(job, ray_config):
+    """``job`` carrying the ``ray`` section's per-step settings it declares (``amp``)."""
+    if dataclasses.is_dataclass(job) and "amp" in {f.name for f in dataclasses.fields(job)}:
+        return dataclasses.replace(job, amp=bool(getattr(ray_config, "amp", False)))
+    return job
 
 
 # ---------------------------------------------------------------------------------- training
@@ -108,12 +161,15 @@ def train_with_ray(job, ray_config, storage_path: str, name: str, loop: Callable
 
 
 def run_loop(loop: Callable, job, ray_config, storage_path: str | Path, name: str):
-    """``loop(job)`` in this process when ``ray_config.train_workers == 0``, else on Ray Train
-    (storage under ``storage_path``, run name ``name``); the same result object either way."""
+    """``loop(job)`` in this process when ``ray_config.train_workers == 0`` (on
+    :func:`local_device`: CUDA when ``ray.use_gpu``), else on Ray Train (storage under
+    ``storage_path``, run name ``name``, Ray Train's device); the same result object either way.
+    The job takes ``ray.amp`` along when it has an ``amp`` field."""
+    job = with_execution_settings(job, ray_config)
     if ray_config.train_workers >= 1:
         ensure_ray()
         return train_with_ray(job, ray_config, str(storage_path), name, loop=loop)
-    return loop(job)
+    return loop(job, device=local_device(ray_config))
 
 
 def run_task(function: Callable, args: tuple, ray_config):
@@ -123,8 +179,8 @@ def run_task(function: Callable, args: tuple, ray_config):
         ray = ensure_ray()
         gpus = ray_config.gpus_per_worker if ray_config.use_gpu else 0
         task = ray.remote(num_cpus=ray_config.cpus_per_worker, num_gpus=gpus)(function)
-        return ray.get(task.remote(*args, "cuda" if ray_config.use_gpu else "cpu"))
-    return function(*args)
+        return ray.get(task.remote(*args, worker_device(ray_config)))
+    return function(*args, local_device(ray_config)) if ray_config.use_gpu else function(*args)
 
 
 # ----------------------------------------------------------------------------------- scoring

@@ -238,7 +238,7 @@ def _train_epoch(job: StageJob, epoch: int, data: _StageData, model, optimizer, 
     labeled_sizes = [p.image.shape[:2] for p in data.labeled]
     rng = np.random.default_rng([job.seed, epoch, PURPOSE_PLAN])
     plan = plan_crops(sizes, css.crop, usable * job.batch, rng, flip=True, rotations=job.kind == "rotation")
-    epoch_loss, epoch_steps = 0.0, 0
+    epoch_loss, epoch_steps = torch.zeros((), dtype=torch.float64, device=losses.device), 0  # summed on the device
     for step in range(rank, usable, world_size):
         labeled_step = bool(data.labeled) and step % (css.labeled_ratio + 1) != css.labeled_ratio
         if labeled_step:
@@ -254,9 +254,9 @@ def _train_epoch(job: StageJob, epoch: int, data: _StageData, model, optimizer, 
         loss.backward()
         average_gradients(params, world_size)
         optimizer.step()
-        epoch_loss += float(loss.detach())
+        epoch_loss += loss.detach().double()
         epoch_steps += 1
-    return epoch_loss, epoch_steps
+    return float(epoch_loss), epoch_steps  # one read per epoch
 
 
 def run_stage(job: StageJob, rank: int = 0, world_size: int = 1, device: str | torch.device = "cpu") -> StageResult:

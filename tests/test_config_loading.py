@@ -40,8 +40,8 @@ def test_legacy_stage_keys_keep_each_stage_defaults(tmp_path):
     path = tmp_path / "old.yaml"
     path.write_text("experiment: x\nmethod: cssccnn\ncssccnn: {stage1_lr: 0.5, stage2_batch: 7}\n")
     css = load_config(path, "paper", ["cssccnn.stage2_lr=0.25"]).cssccnn
-    assert (css.stage1.lr, css.stage1.epochs, css.stage1.batch) == (0.5, 100, 4)
-    assert (css.stage2.lr, css.stage2.epochs, css.stage2.batch) == (0.25, 1000, 7)  # stage 2's own defaults
+    assert (css.stage1.lr, css.stage1.epochs, css.stage1.batch) == (0.5, 1000, 4)
+    assert (css.stage2.lr, css.stage2.epochs, css.stage2.batch) == (0.25, 600, 7)  # stage 2's own defaults
 
 
 def test_a_setting_given_both_ways_is_an_error(tmp_path):

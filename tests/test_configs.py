@@ -73,7 +73,9 @@ def test_loads_and_every_grid_point_validates(path, scale):
 @pytest.mark.parametrize("path", TABLE_FILES, ids=_name)
 def test_table_configs_are_paper_scale_by_default(path):
     config = load_config(path, "paper")
-    assert config.model.width == 1.0 and config.dataset.limit_train is None and config.dataset.max_side is None
+    assert config.model.width == 1.0 and config.dataset.limit_train is None
+    # AL-AC at native resolution; CSS-CCNN resized as its reference code (longer side <= 1024)
+    assert config.dataset.max_side == (1024 if config.method == "cssccnn" else None)
     assert config.dataset.root and not Path(config.dataset.root).is_absolute(), "roots are relative to $COUNTING_DATA_ROOT"
     if config.method == "alac":
         assert config.alac.train.epochs == 100 and config.alac.train.lr == 1e-7 and config.alac.train.reference_total == 1200

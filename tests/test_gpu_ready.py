@@ -15,7 +15,7 @@ import torch
 from models import CSRNet
 from orchestrator.alac.train import TrainJob, run_training
 from orchestrator.config import ALConfig, ConfigError, DatasetConfig, RayConfig, TrainConfig, load_config
-from orchestrator.core.execution import local_device, run_loop, to_device, with_execution_settings, worker_device
+from orchestrator.core.execution import local_device, run_loop, to_device, worker_device
 from orchestrator.core.tensors import to_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,18 +73,21 @@ def _tiny_job(amp: bool) -> TrainJob:
                     amp=amp)
 
 
-def test_run_loop_carries_amp_and_the_cpu_ignores_it(tmp_path):
+def test_the_trial_job_carries_amp_and_the_cpu_ignores_it(tmp_path):
+    from orchestrator.alac.trial import train_job
+
+    config = _load("alac_smoke.yaml", "ray.use_gpu=true", "ray.train_workers=1", "ray.amp=true")
+    assert train_job(config, config.dataset, ["a"], [], False, 0, (b"", None, None, None)).amp is True
     seen = {}
 
     def loop(job, device):
         seen.update(amp=job.amp, device=device)
         return run_training(job, device=device)
 
-    with_amp = run_loop(loop, _tiny_job(False), RayConfig(amp=True), tmp_path, "amp")
+    with_amp = run_loop(loop, _tiny_job(True), RayConfig(), tmp_path, "amp")
     assert seen == {"amp": True, "device": "cpu"}
     plain = run_training(_tiny_job(False))
     assert with_amp.model_state == plain.model_state and with_amp.mean_loss == plain.mean_loss
-    assert with_execution_settings("not a job", RayConfig(amp=True)) == "not a job"
 
 
 def test_gpu_cycle_smoke_runs_on_the_cpu():

@@ -112,12 +112,12 @@ def train_job(config: ExperimentConfig, dataset, labeled: list[str], unlabeled: 
               seed: int, start: tuple) -> TrainJob:
     """The training phase of one cycle on ``dataset``'s train split: ``labeled`` ids in labeling
     order, ``unlabeled`` ids (used only with ``alignment``), ``start`` = (model, optimiser,
-    classifier, classifier optimiser) states (``None`` = fresh)."""
+    classifier, classifier optimiser) states (``None`` = fresh); ``ray.amp`` rides along."""
     return TrainJob(
         dataset=dataset, labeled_ids=labeled, unlabeled_ids=unlabeled if alignment else [], alignment=alignment,
         width=config.model.width, train=config.alac.train, alac=config.alac, seed=seed, model_state=start[0],
         optimizer_state=start[1], classifier_state=start[2], classifier_optimizer_state=start[3],
-        torch_threads=config.ray.torch_threads,
+        torch_threads=config.ray.torch_threads, amp=config.ray.amp,
     )
 
 

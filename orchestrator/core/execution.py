@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import pickle
@@ -111,13 +110,6 @@ def to_device(tensor, device):
     return tensor.pin_memory().to(device, non_blocking=True)
 
 
-def with_execution_settings(job, ray_config):
-    """``job`` carrying the ``ray`` section's per-step settings it declares (``amp``)."""
-    if dataclasses.is_dataclass(job) and "amp" in {f.name for f in dataclasses.fields(job)}:
-        return dataclasses.replace(job, amp=bool(getattr(ray_config, "amp", False)))
-    return job
-
-
 # ---------------------------------------------------------------------------------- training
 def _train_worker(loop_config: dict) -> None:
     import ray.train
@@ -163,9 +155,7 @@ def train_with_ray(job, ray_config, storage_path: str, name: str, loop: Callable
 def run_loop(loop: Callable, job, ray_config, storage_path: str | Path, name: str):
     """``loop(job)`` in this process when ``ray_config.train_workers == 0`` (on
     :func:`local_device`: CUDA when ``ray.use_gpu``), else on Ray Train (storage under
-    ``storage_path``, run name ``name``, Ray Train's device); the same result object either way.
-    The job takes ``ray.amp`` along when it has an ``amp`` field."""
-    job = with_execution_settings(job, ray_config)
+    ``storage_path``, run name ``name``, Ray Train's device); the same result object either way."""
     if ray_config.train_workers >= 1:
         ensure_ray()
         return train_with_ray(job, ray_config, str(storage_path), name, loop=loop)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -11,10 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from models import CSRNet
 from orchestrator.alac.labels import LabelState
-from orchestrator.alac.trial import ALACTrial, InjectedFailure, cycle_sizes
+from orchestrator.alac.train import lr_factor, run_training
+from orchestrator.alac.trial import ALACTrial, InjectedFailure, cycle_sizes, train_job
 from orchestrator.config import ConfigError, load_config
 from orchestrator.core.results import ROW_COLUMNS
+from orchestrator.core.samples import open_split
+from orchestrator.core.tensors import from_bytes, to_bytes
 from orchestrator.data import DatasetError
 
 DEMO = Path(__file__).resolve().parents[1] / "configs/alac/demo.yaml"
@@ -75,6 +80,7 @@ def test_config_errors_name_the_key(tmp_path):
     ("alac.train.pairs_per_step=0", r"alac.train.pairs_per_step must be >= 1, got 0"),
     ("alac.train.grad_clip=0", r"alac.train.grad_clip must be > 0 or null, got 0"),
     ("alac.train.max_steps_per_epoch=0", r"alac.train.max_steps_per_epoch must be >= 1 or null"),
+    ("alac.train.lr_schedule=linear", r"alac.train.lr_schedule: unknown schedule 'linear'; expected one of constant, cosine"),
 ])
 def test_bad_settings_fail_before_any_training(tmp_path, override, message):
     with pytest.raises(ConfigError, match=message):
@@ -225,7 +231,6 @@ def test_table1_rs_rows_are_the_same_for_both_m(tmp_path, data_root):
 
 
 def test_holdout_replaces_the_test_split_by_held_out_train_images(tmp_path):
-    from orchestrator.core.samples import open_split
     cfg = smoke_config("dataset.holdout=4")
     pool, held = open_split(cfg.dataset, "train"), open_split(cfg.dataset, "test")
     full = open_split(smoke_config().dataset, "train")
@@ -247,6 +252,25 @@ def test_more_pairs_per_step_and_clipping_train_a_different_but_reproducible_mod
     b = ALACTrial(smoke_config(*cfg), tmp_path / "c", log=quiet).run()
     assert a["mae"].tolist() == b["mae"].tolist()
     assert a["mae"].tolist() != base["mae"].tolist()
+
+
+def test_cosine_schedule_falls_to_zero_and_restarts_every_cycle(tmp_path):
+    assert [lr_factor("cosine", s, 4) for s in range(5)] == pytest.approx([1, 0.853553, 0.5, 0.146447, 0], abs=1e-6)
+    assert lr_factor("constant", 7, 8) == 1.0
+    cfg = smoke_config("alac.train.lr_schedule=cosine", "alac.train.epochs=2")
+    ids = open_split(cfg.dataset, "train").ids
+    start = (to_bytes(CSRNet(width=cfg.model.width).state_dict()), None, None, None)
+    job = train_job(cfg, cfg.dataset, ids[:3], ids[3:6], True, 5, start)
+    first = run_training(job)
+    steps = first.steps
+    rates = [g["lr"] for g in from_bytes(first.optimizer_state)["param_groups"]]
+    last = job.train.lr * lr_factor("cosine", steps - 1, steps)
+    assert rates == pytest.approx([last]) and last < 0.05 * job.train.lr
+    assert from_bytes(first.classifier_optimizer_state)["param_groups"][0]["lr"] == pytest.approx(last)
+    # the next cycle restarts at alac.train.lr although its restored optimiser state says otherwise
+    again = run_training(dataclasses.replace(job, optimizer_state=first.optimizer_state,
+                                             train=dataclasses.replace(job.train, epochs=1, max_steps_per_epoch=1)))
+    assert from_bytes(again.optimizer_state)["param_groups"][0]["lr"] == pytest.approx(job.train.lr)
 
 
 def test_al_ac_v_picks_the_images_the_classifier_is_surest_are_unlabeled():

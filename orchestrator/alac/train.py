@@ -19,6 +19,7 @@ number is what it was before (float32, the same summation order).
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 
@@ -152,6 +153,26 @@ def autocast(device: torch.device, amp: bool):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
+def lr_factor(schedule: str, step: int, total_steps: int) -> float:
+    """The learning rate of 0-based ``step`` of a cycle's ``total_steps``, as a fraction of
+    ``alac.train.lr``: 1 throughout for ``constant``; ``cosine`` falls from 1 at step 0 along half
+    a cosine towards 0 at ``total_steps``."""
+    if schedule == "constant":
+        return 1.0
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * step / max(total_steps, 1)))
+    raise ValueError(f"unknown lr schedule {schedule!r}")
+
+
+def _set_lr(nets: _Networks, cfg: TrainConfig, step: int, total_steps: int) -> None:
+    """Both optimisers at this step's learning rate (a restored optimiser state carries the
+    previous cycle's last rate; every cycle's schedule starts again at ``cfg.lr``)."""
+    lr = cfg.lr * lr_factor(cfg.lr_schedule, step, total_steps)
+    for optimizer in (nets.optimizer, nets.classifier_optimizer):
+        for group in optimizer.param_groups if optimizer is not None else ():
+            group["lr"] = lr
+
+
 def _step(job: TrainJob, nets: _Networks, batch: tuple, mixup_rng, world_size: int) -> torch.Tensor:
     """One optimisation step on one minibatch; returns its loss (detached, on the device: no sync)."""
     images, targets, labeled_mask = batch
@@ -179,7 +200,8 @@ def run_training(job: TrainJob, rank: int = 0, world_size: int = 1, device: str 
 
     Per epoch: a seeded plan of quarter-size patches over the labeled images (and, with
     alignment, as many over the unlabeled images), paired, ``pairs_per_step`` pairs per
-    minibatch (1: the paper's minibatch of two), gradients clipped to ``grad_clip``. Without
+    minibatch (1: the paper's minibatch of two), gradients clipped to ``grad_clip``, the learning
+    rate following ``lr_schedule`` over the cycle's steps (see :func:`lr_factor`). Without
     alignment the loss is eq. 4; with it, eq. 5 (regression on labeled patches + beta x the
     distribution-classification loss with latent MixUp). Returns the states of rank 0's copy
     (all ranks hold identical weights after every step).
@@ -196,10 +218,12 @@ def run_training(job: TrainJob, rank: int = 0, world_size: int = 1, device: str 
     sizes = [s.image.shape[:2] for s in samples]
     steps, loss_sum = 0, 0.0
     loss_total = torch.zeros((), dtype=torch.float64, device=device)  # float64 sum, as Python floats were
-    for epoch in range(job.train.epochs):
-        batches, usable = _epoch_batches(job, sizes, mask.count(True), epoch, world_size)
+    plans = [_epoch_batches(job, sizes, mask.count(True), epoch, world_size) for epoch in range(job.train.epochs)]
+    total_steps = sum(usable // world_size for _, usable in plans)
+    for epoch, (batches, usable) in enumerate(plans):
         mixup_rng = np.random.default_rng([job.seed, epoch, 1])
         for index in range(rank, usable, world_size):
+            _set_lr(nets, job.train, steps, total_steps)
             loss_total += _step(job, nets, _batch(samples, batches[index], mask, device), mixup_rng, world_size).double()
             steps += 1
         loss_sum = float(loss_total)  # one read per epoch

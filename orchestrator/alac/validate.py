@@ -8,6 +8,8 @@ from pathlib import Path
 from orchestrator.alac.strategy import check_strategy
 from orchestrator.config import ConfigError, ExperimentConfig, TrainConfig
 
+LR_SCHEDULES = ("constant", "cosine")
+
 
 def check_training(train: TrainConfig) -> None:
     """Range checks of ``alac.train`` (the optimiser's name is checked at load)."""
@@ -25,6 +27,9 @@ def check_training(train: TrainConfig) -> None:
         raise ConfigError(f"alac.train.max_steps_per_epoch must be >= 1 or null, got {train.max_steps_per_epoch}")
     if train.grad_clip is not None and not train.grad_clip > 0:
         raise ConfigError(f"alac.train.grad_clip must be > 0 or null, got {train.grad_clip}")
+    if train.lr_schedule not in LR_SCHEDULES:
+        raise ConfigError(f"alac.train.lr_schedule: unknown schedule {train.lr_schedule!r}; expected one of "
+                          f"{', '.join(LR_SCHEDULES)}")
 
 
 def validate_alac(config: ExperimentConfig, pool_size: int) -> None:

@@ -104,7 +104,9 @@ class TrainConfig:
     is trained by the same kind of optimiser. ``patch_side``: training patches' side as a
     fraction of the image's (0.5 = the paper's quarter-size patches). ``pairs_per_step``: pairs of
     patches per optimisation step (1 = the paper's minibatch of two). ``grad_clip``: the largest
-    global gradient norm of a step (None = no clipping, the paper's)."""
+    global gradient norm of a step (None = no clipping, the paper's). ``lr_schedule``: ``constant``
+    (the paper's) or ``cosine`` (every cycle's learning rate falls from ``lr`` to 0 over its steps,
+    half a cosine, and starts again at ``lr`` in the next cycle; the classifier's with it)."""
 
     optimizer: str = "sgd"
 
@@ -117,6 +119,7 @@ class TrainConfig:
     patch_side: float = 0.5  # patch side / image side: 0.5 = the paper's quarter-size patches
     pairs_per_step: int = 1
     grad_clip: float | None = None
+    lr_schedule: str = "constant"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -173,6 +173,30 @@ def _set_lr(nets: _Networks, cfg: TrainConfig, step: int, total_steps: int) -> N
             group["lr"] = lr
 
 
+class WeightAverage:
+    """An exponential moving average of a model's weights over one cycle's steps, decay
+    ``ema_decay`` per step, bias-corrected as Adam's moments are (``average / (1 - decay**t)``),
+    so the cycle's start weights carry no weight and a short cycle is still averaged at its
+    decay. The cycle returns the averaged weights; the optimiser's state stays the raw one's."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay, self.updates = decay, 0
+        self.average = [torch.zeros_like(p, dtype=torch.float32) for p in model.parameters()]
+
+    def update(self, model: torch.nn.Module) -> None:
+        self.updates += 1
+        with torch.no_grad():
+            torch._foreach_lerp_(self.average, [p.detach().float() for p in model.parameters()], 1.0 - self.decay)
+
+    def copy_to(self, model: torch.nn.Module) -> None:
+        if self.updates == 0:
+            return
+        correction = 1.0 - self.decay ** self.updates
+        with torch.no_grad():
+            for target, value in zip(model.parameters(), self.average):
+                target.copy_(value / correction)
+
+
 def _step(job: TrainJob, nets: _Networks, batch: tuple, mixup_rng, world_size: int) -> torch.Tensor:
     """One optimisation step on one minibatch; returns its loss (detached, on the device: no sync)."""
     images, targets, labeled_mask = batch
@@ -201,7 +225,8 @@ def run_training(job: TrainJob, rank: int = 0, world_size: int = 1, device: str 
     Per epoch: a seeded plan of quarter-size patches over the labeled images (and, with
     alignment, as many over the unlabeled images), paired, ``pairs_per_step`` pairs per
     minibatch (1: the paper's minibatch of two), gradients clipped to ``grad_clip``, the learning
-    rate following ``lr_schedule`` over the cycle's steps (see :func:`lr_factor`). Without
+    rate following ``lr_schedule`` over the cycle's steps (see :func:`lr_factor`), and with
+    ``ema_decay`` the cycle's model is the moving average of its weights (:class:`WeightAverage`). Without
     alignment the loss is eq. 4; with it, eq. 5 (regression on labeled patches + beta x the
     distribution-classification loss with latent MixUp). Returns the states of rank 0's copy
     (all ranks hold identical weights after every step).
@@ -220,15 +245,20 @@ def run_training(job: TrainJob, rank: int = 0, world_size: int = 1, device: str 
     loss_total = torch.zeros((), dtype=torch.float64, device=device)  # float64 sum, as Python floats were
     plans = [_epoch_batches(job, sizes, mask.count(True), epoch, world_size) for epoch in range(job.train.epochs)]
     total_steps = sum(usable // world_size for _, usable in plans)
+    average = WeightAverage(nets.model, job.train.ema_decay) if job.train.ema_decay is not None else None
     for epoch, (batches, usable) in enumerate(plans):
         mixup_rng = np.random.default_rng([job.seed, epoch, 1])
         for index in range(rank, usable, world_size):
             _set_lr(nets, job.train, steps, total_steps)
             loss_total += _step(job, nets, _batch(samples, batches[index], mask, device), mixup_rng, world_size).double()
             steps += 1
+            if average is not None:
+                average.update(nets.model)
         loss_sum = float(loss_total)  # one read per epoch
         if progress is not None:
             progress({"epoch": epoch + 1, "steps": steps, "mean_loss": loss_sum / max(steps, 1)})
+    if average is not None:
+        average.copy_to(nets.model)
     classifier, cls_optimizer = nets.classifier, nets.classifier_optimizer
     return TrainResult(
         model_state=to_bytes(nets.model.cpu().state_dict()),

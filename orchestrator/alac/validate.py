@@ -27,6 +27,8 @@ def check_training(train: TrainConfig) -> None:
         raise ConfigError(f"alac.train.max_steps_per_epoch must be >= 1 or null, got {train.max_steps_per_epoch}")
     if train.grad_clip is not None and not train.grad_clip > 0:
         raise ConfigError(f"alac.train.grad_clip must be > 0 or null, got {train.grad_clip}")
+    if train.ema_decay is not None and not 0 < train.ema_decay < 1:
+        raise ConfigError(f"alac.train.ema_decay must lie in (0, 1) or be null, got {train.ema_decay}")
     if train.lr_schedule not in LR_SCHEDULES:
         raise ConfigError(f"alac.train.lr_schedule: unknown schedule {train.lr_schedule!r}; expected one of "
                           f"{', '.join(LR_SCHEDULES)}")

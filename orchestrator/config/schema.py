@@ -106,7 +106,9 @@ class TrainConfig:
     patches per optimisation step (1 = the paper's minibatch of two). ``grad_clip``: the largest
     global gradient norm of a step (None = no clipping, the paper's). ``lr_schedule``: ``constant``
     (the paper's) or ``cosine`` (every cycle's learning rate falls from ``lr`` to 0 over its steps,
-    half a cosine, and starts again at ``lr`` in the next cycle; the classifier's with it)."""
+    half a cosine, and starts again at ``lr`` in the next cycle; the classifier's with it).
+    ``ema_decay``: the cycle's model is an exponential moving average of its weights over the
+    steps with this decay per step (None = the last step's weights, the paper's)."""
 
     optimizer: str = "sgd"
 
@@ -120,6 +122,7 @@ class TrainConfig:
     pairs_per_step: int = 1
     grad_clip: float | None = None
     lr_schedule: str = "constant"
+    ema_decay: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,6 +29,7 @@ import torch
 from models import CSRNet, DomainClassifier, alignment_loss, density_regression_loss
 from orchestrator.config import ALConfig, DatasetConfig, TrainConfig
 from orchestrator.core.execution import to_device
+from orchestrator.core.finite import check_finite_loss
 from orchestrator.core.samples import Sample, load_sample, open_split
 from orchestrator.core.tensors import average_gradients, build_optimizer, from_bytes, to_bytes
 from orchestrator.data import block_sum
@@ -255,6 +256,7 @@ def run_training(job: TrainJob, rank: int = 0, world_size: int = 1, device: str 
             if average is not None:
                 average.update(nets.model)
         loss_sum = float(loss_total)  # one read per epoch
+        check_finite_loss(loss_sum, epoch + 1, nets.optimizer.param_groups[0]["lr"])  # NaN/inf: NonFiniteLoss
         if progress is not None:
             progress({"epoch": epoch + 1, "steps": steps, "mean_loss": loss_sum / max(steps, 1)})
     if average is not None:

@@ -40,6 +40,7 @@ from orchestrator.config import ExperimentConfig
 from orchestrator.core.counting import mae_rmse
 from orchestrator.core.execution import run_loop
 from orchestrator.core.files import save_npz_atomic
+from orchestrator.core.finite import loss_context, trial_context
 from orchestrator.core.samples import load_sample
 from orchestrator.core.seeds import derived_seed
 from orchestrator.core.skeleton import InjectedFailure, TrialRunner
@@ -241,7 +242,8 @@ class ALACTrial(TrialRunner):
             seed = derived_seed(cfg.seed, cycle, PURPOSE_TRAIN)
             start = (state.model_state, state.optimizer_state, state.classifier_state, state.classifier_optimizer_state)
         job = train_job(cfg, cfg.dataset, labeled, unlabeled, alignment, seed, start)
-        return run_loop(run_training, job, cfg.ray, self.out_dir / "ray_train", f"{self.trial_id}_cycle{cycle}")
+        with loss_context(trial_context(cfg, self.trial_id), f"cycle {cycle}"):  # a NaN/inf loss names its trial
+            return run_loop(run_training, job, cfg.ray, self.out_dir / "ray_train", f"{self.trial_id}_cycle{cycle}")
 
     def _scorer_kwargs(self, split: str, classifier_state: bytes | None = None) -> dict:
         cfg = self.config

@@ -14,9 +14,11 @@ import pytest
 from orchestrator.alac.trial import ALACTrial
 from orchestrator.config import load_config
 from orchestrator.core.finite import NonFiniteLoss, check_finite_loss, find_nonfinite, loss_context
+from orchestrator.cssccnn.trial import CSSCCNNTrial
 
 REPO = Path(__file__).resolve().parents[1]
 ALAC_DEMO = REPO / "configs/alac/demo.yaml"
+CSS_DEMO = REPO / "configs/cssccnn/demo.yaml"
 TINY = ["dataset.options.n_train=12", "dataset.options.n_test=3", "dataset.options.height=64",
         "dataset.options.width=64", "alac.initial=3", "alac.per_cycle=3", "alac.budget=9"]
 ABSURD = 1e30
@@ -71,6 +73,23 @@ def test_alac_training_with_an_absurd_learning_rate_fails_naming_trial_cycle_epo
     assert re.match(r"trial alac_demo-x-s4 \(experiment alac_demo, seed 4\), cycle 1, epoch 1, learning rate 1e\+30: "
                     r"the summed training loss is (nan|inf)", str(caught.value)), str(caught.value)
     assert not (tmp_path / "rows.parquet").exists()  # no row of a diverged cycle is kept
+
+
+def css(*extra):
+    return load_config(CSS_DEMO, "smoke", list(extra), seed=0)
+
+
+@pytest.mark.parametrize(("extra", "stage", "what"), [
+    (["cssccnn.stage1.lr=1e30", "cssccnn.stage1.epochs=1"], "stage1", "the summed training loss is nan"),
+    (["cssccnn.stage1.epochs=0", "cssccnn.stage2.lr=1e30", "cssccnn.stage2.epochs=1"], "stage2",
+     "the predicted cell counts are nan or inf"),  # the Sinkhorn loss refuses them at the step
+])
+def test_css_stage_with_an_absurd_learning_rate_fails_naming_trial_stage_epoch_and_rate(tmp_path, extra, stage, what):
+    trial = CSSCCNNTrial(css(*extra), tmp_path, log=quiet, trial_id="css-y-s0")
+    with pytest.raises(NonFiniteLoss) as caught:
+        trial.run()
+    expected = f"trial css-y-s0 (experiment cssccnn_demo, seed 0), stage {stage}, epoch 1, learning rate 1e+30: {what}"
+    assert str(caught.value).startswith(expected), str(caught.value)
 
 
 @pytest.mark.slow

@@ -26,11 +26,14 @@ reference reuses the last training step's samples):
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from models import CSSCCNN, density_regression_loss
+from orchestrator.core.finite import HINT, NonFiniteLoss
 from orchestrator.cssccnn.crops import CROP_GRID, centre_rotations, cut, fixed_crop_specs, rotation_view
 from orchestrator.data import block_sum
 from ot.cells import cell_counts
@@ -69,6 +72,20 @@ def pseudo_cell_counts(images: np.ndarray, cell: int, grayscale: str = "luminanc
     the order of :func:`ot.cells.cell_counts` (the batch maximum scales them, ``ot.edges``);
     ``grayscale``: the Canny input's conversion (``cssccnn.edge_grayscale``)."""
     return torch.from_numpy(edge_pseudo_counts(images, EdgeDensityConfig(grayscale=grayscale), cell_size=cell))
+
+
+@contextlib.contextmanager
+def diverged_cells(cells: torch.Tensor):
+    """The OT losses refuse non-finite inputs with a ValueError (their own check, every step);
+    when the predicted ``cells`` are what is not finite, the network diverged: re-raised as
+    :class:`~orchestrator.core.finite.NonFiniteLoss`. Looked at only once a loss has refused
+    them, so no extra host sync."""
+    try:
+        yield
+    except ValueError as error:
+        if bool(torch.isfinite(cells.detach()).all()):
+            raise
+        raise NonFiniteLoss(f"the predicted cell counts are nan or inf ({HINT})") from error
 
 
 class StageLosses:
@@ -117,12 +134,14 @@ class StageLosses:
         return self.model(x)
 
     def _sinkhorn(self, cells: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
-        return sinkhorn_loss(cells.reshape(-1), samples.to(cells.device), self.sinkhorn)
+        with diverged_cells(cells):
+            return sinkhorn_loss(cells.reshape(-1), samples.to(cells.device), self.sinkhorn)
 
     def _split_loss(self, cells: torch.Tensor, images: np.ndarray, samples: torch.Tensor):
         pseudo = pseudo_cell_counts(images, self.cell, self.css.edge_grayscale).to(cells.device)
-        return plus_plus_terms(cells.reshape(-1), pseudo.reshape(-1), samples.to(cells.device),
-                               self.css.sparse_percentile, self.sinkhorn)
+        with diverged_cells(cells):
+            return plus_plus_terms(cells.reshape(-1), pseudo.reshape(-1), samples.to(cells.device),
+                                   self.css.sparse_percentile, self.sinkhorn)
 
     # ------------------------------------------------------------------ training
     def train_loss(self, images: np.ndarray, densities: np.ndarray | None, specs, prior_rng: np.random.Generator,

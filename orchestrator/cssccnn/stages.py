@@ -24,6 +24,9 @@ all-reduce per step; validation views are split over ranks and their sums all-re
 rank takes the same selection and stopping decisions. Randomness comes from
 ``(seed, epoch, purpose, step)`` only, so a stage resumed from its epoch checkpoint trains
 exactly as an uninterrupted one.
+
+A diverging stage (NaN/inf summed loss, predicted cell counts or validation value) stops with
+:class:`~orchestrator.core.finite.NonFiniteLoss` naming the epoch and the learning rate.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import torch
 from models import CSSCCNN
 from orchestrator.config import CSSConfig, DatasetConfig, StageConfig
 from orchestrator.core.files import save_torch_atomic
+from orchestrator.core.finite import check_finite_loss, epoch_context, loss_context
 from orchestrator.core.samples import load_sample, open_split
 from orchestrator.core.skeleton import InjectedFailure
 from orchestrator.core.tensors import average_gradients, build_optimizer, cpu_state_bytes, from_bytes, to_bytes
@@ -259,6 +263,21 @@ def _train_epoch(job: StageJob, epoch: int, data: _StageData, model, optimizer, 
     return float(epoch_loss), epoch_steps  # one read per epoch
 
 
+def _checked_epoch(job: StageJob, epoch: int, data: _StageData, model, optimizer, losses, params, rank: int,
+                   world_size: int) -> tuple[float, int, dict]:
+    """One epoch's training (loss sum, steps) and validation (dict of floats). A NaN/inf summed
+    loss, predicted cell count or validation value raises
+    :class:`~orchestrator.core.finite.NonFiniteLoss` naming the epoch and the learning rate; the
+    checks look at numbers already read on the host."""
+    with loss_context(*epoch_context(epoch, optimizer.param_groups[0]["lr"])):
+        epoch_loss, epoch_steps = _train_epoch(job, epoch, data, model, optimizer, losses, params, rank, world_size)
+        check_finite_loss(epoch_loss)
+        validation = losses.validate(rank, world_size)
+        for key, value in validation.items():
+            check_finite_loss(value, what=f"the validation {key}")
+    return epoch_loss, epoch_steps, validation
+
+
 def run_stage(job: StageJob, rank: int = 0, world_size: int = 1, device: str | torch.device = "cpu") -> StageResult:
     """Train ``job.epochs`` epochs (or until the selection rule stops) on this worker's share of
     the batches; returns the chosen epoch's network. All ranks hold identical weights."""
@@ -287,8 +306,8 @@ def run_stage(job: StageJob, rank: int = 0, world_size: int = 1, device: str | t
     epoch = state.next_epoch - 1
     last_epoch = epoch if selector.stopped else job.epochs  # a stopped stage resumed: nothing left
     for epoch in range(state.next_epoch, last_epoch + 1):
-        epoch_loss, epoch_steps = _train_epoch(job, epoch, data, model, optimizer, losses, params, rank, world_size)
-        validation = losses.validate(rank, world_size)
+        epoch_loss, epoch_steps, validation = _checked_epoch(job, epoch, data, model, optimizer, losses, params,
+                                                             rank, world_size)
         current = cpu_state_bytes(model)
         for slot in _update_selector(selector, job, epoch, validation):
             state.slot_states[slot] = current

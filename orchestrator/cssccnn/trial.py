@@ -43,6 +43,7 @@ from orchestrator.config import ConfigError, ExperimentConfig
 from orchestrator.core.counting import mae_rmse, predict_count
 from orchestrator.core.execution import run_loop, run_task
 from orchestrator.core.files import save_npz_atomic, write_atomic, write_json_atomic
+from orchestrator.core.finite import loss_context, trial_context
 from orchestrator.core.seeds import derived_seed
 from orchestrator.core.skeleton import InjectedFailure, TrialRunner
 from orchestrator.core.tensors import from_bytes, to_bytes
@@ -194,7 +195,8 @@ class CSSCCNNTrial(TrialRunner):
     def _train(self, job: StageJob, stage: str) -> StageResult:
         if job.resume is not None:
             self.log(f"[{self.trial_id}] resuming {stage} from its epoch checkpoint")
-        return run_loop(run_stage, job, self.config.ray, self.out_dir / "ray_train", f"{self.trial_id}_{stage}")
+        with loss_context(trial_context(self.config, self.trial_id), f"stage {stage}"):  # a NaN/inf loss names its trial
+            return run_loop(run_stage, job, self.config.ray, self.out_dir / "ray_train", f"{self.trial_id}_{stage}")
 
     def _write_model(self, name: str, model_state: bytes, stage: str) -> None:
         from orchestrator.core.weights import save_checkpoint

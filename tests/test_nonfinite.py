@@ -9,6 +9,7 @@ import pickle
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from orchestrator.alac.trial import ALACTrial
@@ -99,3 +100,29 @@ def test_the_message_comes_back_from_a_ray_train_worker(tmp_path, ray_session):
                                             r"learning rate 1e\+30: the summed training loss is"):
         ALACTrial(config, tmp_path, log=quiet, trial_id="w").run()
     assert (tmp_path / "ray_train").is_dir()  # Ray Train really ran
+
+
+@pytest.mark.slow
+def test_sweep_counts_the_diverged_trial_as_failed_and_finishes_the_other(tmp_path, ray_session, capfd):
+    from orchestrator.sweep import run_sweep
+    from orchestrator.sweep.__main__ import summary_table
+    from orchestrator.sweep.plan import plan_sweep
+
+    config = tmp_path / "lr_grid.yaml"
+    config.write_text(ALAC_DEMO.read_text().replace("alac.strategy: [pssw, random]", "alac.train.lr: [3.0e-4, 1.0e+30]"))
+    plan = plan_sweep(config, "smoke", TINY + ["ray.max_failures=0"], trials=1)  # no retry: it would diverge again
+    assert len(plan.trials) == 2
+    frame = pd.read_parquet(run_sweep(plan, tmp_path / "results")["alac_demo"])
+    out = capfd.readouterr().out
+    ok, failed = frame[frame["setting.alac.train.lr"] < 1], frame[frame["setting.alac.train.lr"] > 1]
+    assert (ok["status"] == "ok").all() and list(ok["cycle"]) == [1, 2, 3] and ok["mae"].notna().all()
+    assert list(failed["status"]) == ["failed"] and list(failed["cycle"]) == [1]
+    victim = failed["trial_id"].iloc[0]
+    error = failed["error"].iloc[0]  # the message itself, not Ray's remote traceback (the report shows line 1)
+    assert error.startswith(f"NonFiniteLoss: trial {victim} (experiment alac_demo, seed 0), cycle 1, epoch 1, "
+                            "learning rate 1e+30: the summed training loss is"), error
+    assert "seed 0: FAILED: " in out and "learning rate 1e+30" in out  # the console's failure line
+    table = summary_table(frame, plan.experiments["alac_demo"].to_dict()).splitlines()
+    header = [cell.strip() for cell in table[0].strip("|").split("|")]
+    lines = [dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")))) for line in table[2:]]
+    assert sorted((float(line["lr"]), line["n"], line["failed"]) for line in lines) == [(3e-4, "1", "0"), (1e30, "0", "1")]

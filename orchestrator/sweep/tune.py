@@ -173,6 +173,15 @@ def build_tuner(plan: SweepPlan, storage: Path, resume: bool, verbose: bool = Fa
     )
 
 
+def error_text(error: BaseException) -> str:
+    """``Type: message`` of a failed trial's own exception, at most 2000 characters. Ray hands
+    it over wrapped in a ``RayTaskError`` whose text is the whole remote traceback, which would
+    push the message past the cut; the traceback stays in the trial's Tune error file."""
+    cause = getattr(error, "cause", None)
+    shown = cause if isinstance(cause, BaseException) else error
+    return f"{type(shown).__name__}: {shown}"[:2000]
+
+
 def _trial_rows(result, spec: TrialSpec, examples_dir: Path) -> list[dict]:
     """Rows of one Tune result (from its last checkpoint), plus a failed row when it errored;
     its density examples, if any, are copied to ``examples_dir/<trial_id>.npz``."""
@@ -188,7 +197,7 @@ def _trial_rows(result, spec: TrialSpec, examples_dir: Path) -> list[dict]:
         last = max((r["cycle"] for r in rows), default=0)
         rows.append({"experiment": spec.experiment, "trial_id": spec.trial_id, "seed": spec.seed,
                      "cycle": last + 1, "stage": "failed", "status": "failed",
-                     "error": f"{type(result.error).__name__}: {result.error}"[:2000],
+                     "error": error_text(result.error),
                      "mae": np.nan, "rmse": np.nan, "code_version": code_version(),
                      "method": None, "dataset": None, "scale": spec.scale})
     for row in rows:

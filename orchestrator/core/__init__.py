@@ -12,6 +12,8 @@ module         what it holds
 ``skeleton``   the trial skeleton both methods use (resume, checkpoint, rows, report, failure)
 ``results``    the results schema: rows -> Parquet, the code version
 ``weights``    weight files: ImageNet VGG16, CSRNet-pytorch, CSS-CCNN reference, ours
+``finite``     a NaN/inf training loss as one error naming trial, cycle/stage, epoch, lr
+``cache``      results computed once per sweep and shared by its trials (pretraining)
 ============== ===================================================================
 
 Nothing here knows AL-AC or CSS-CCNN; :mod:`orchestrator.alac` and :mod:`orchestrator.cssccnn`

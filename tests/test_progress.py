@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 
 from orchestrator.core import progress
 from orchestrator.core.progress import ERASE, Bar, SilentBar
+
+ROOT = Path(__file__).resolve().parents[1]
+ALAC_DEMO = ROOT / "configs/alac/demo.yaml"
+CSS_DEMO = ROOT / "configs/cssccnn/demo.yaml"
+ALAC_SMOKE = ["dataset.options.n_train=14", "dataset.options.n_test=4", "dataset.options.height=64",
+              "dataset.options.width=64", "alac.initial=3", "alac.per_cycle=3", "alac.budget=9"]
+CSS_SMOKE = ["dataset.options.n_train=12", "dataset.options.n_test=3", "cssccnn.stage1.epochs=2",
+             "cssccnn.stage2.epochs=2", "cssccnn.stage1.steps_per_epoch=2", "cssccnn.stage2.steps_per_epoch=2"]
 
 
 class FakeTerminal(io.StringIO):
@@ -29,6 +42,13 @@ def last_line(text: str) -> str:
     """What a terminal shows last: the text after the last carriage-return erase."""
     return text.rsplit(ERASE, 1)[-1]
 
+
+def fake_stderr(monkeypatch) -> FakeTerminal:
+    """stderr replaced by a fake terminal, from inside the test body (pytest's own capture sets
+    ``sys.stderr`` again when the test's call starts, undoing a fixture's replacement)."""
+    stream = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", stream)
+    return stream
 
 
 def test_bar_draws_label_done_total_rate_and_eta_on_a_terminal():
@@ -110,3 +130,102 @@ def test_library_code_draws_nothing_unless_a_command_line_enabled_it():
 
 def test_format_duration():
     assert [progress.format_duration(s) for s in (0, 7.4, 750, 3723)] == ["0:00", "0:07", "12:30", "1:02:03"]
+
+
+class FakeTrial:
+    """A trial runner's surface that run_with_progress uses; cycle 1 was done by an earlier run."""
+
+    def __init__(self, clock: Clock):
+        from orchestrator.config import load_config
+
+        self.config, self.clock = load_config(ALAC_DEMO, "smoke", ALAC_SMOKE), clock
+
+    def cycles(self):
+        return [1, 2, 3]
+
+    def run(self, fail_after_cycle=None, on_stage_end=None):
+        for cycle in (2, 3):
+            self.clock.now += 5.0
+            on_stage_end({"cycle": cycle, "mae": 10.0 * cycle})
+        return "rows"
+
+
+def test_trial_progress_counts_cycles_with_resumed_ones_done(monkeypatch):
+    terminal = fake_stderr(monkeypatch)
+    from orchestrator.trial import run_with_progress
+
+    clock = Clock()
+    monkeypatch.setattr(progress, "CLOCK", clock)
+    with progress.terminal_progress(True):
+        assert run_with_progress(FakeTrial(clock)) == "rows"
+    seen = terminal.getvalue().split(ERASE)
+    assert "alac_demo seed 0 cycles 2/3 67% 5.0 s/cycle ETA 0:05 MAE 20.00" in seen
+    assert "alac_demo seed 0 cycles 3/3 100% 5.0 s/cycle ETA 0:00 MAE 30.00" in seen
+
+
+def small_scorer_kwargs(split: str) -> dict:
+    from models import CSRNet
+    from orchestrator.config import load_config
+    from orchestrator.core.tensors import to_bytes
+
+    cfg = load_config(ALAC_DEMO, "smoke", ALAC_SMOKE)
+    state = to_bytes(CSRNet(width=cfg.model.width).state_dict())
+    return dict(dataset=cfg.dataset, split=split, width=cfg.model.width, model_state=state, levels=cfg.alac.levels)
+
+
+def test_in_process_pool_scoring_draws_a_line_only_when_enabled(monkeypatch):
+    terminal = fake_stderr(monkeypatch)
+    from orchestrator.alac.scoring import score_ids
+    from orchestrator.config import RayConfig
+    from orchestrator.core.samples import open_split
+
+    kwargs = small_scorer_kwargs("test")
+    ids = open_split(kwargs["dataset"], "test").ids
+    local = RayConfig(score_actors=0, score_batch_size=2)
+    quiet = score_ids(kwargs, ids, local)
+    assert terminal.getvalue() == ""
+    with progress.terminal_progress(True):
+        shown = score_ids(kwargs, ids, local)
+    assert f"score test {len(ids)}/{len(ids)} 100%" in terminal.getvalue()
+    assert list(shown["count"]) == list(quiet["count"])  # the line changes nothing scored
+
+
+def test_cssccnn_trial_on_a_terminal_shows_stages_and_epochs(tmp_path, monkeypatch):
+    terminal = fake_stderr(monkeypatch)
+    from orchestrator.trial import main
+
+    argv = ["--config", str(CSS_DEMO), "--scale", "smoke", "--out", str(tmp_path / "css")]
+    assert main(argv + [a for s in CSS_SMOKE for a in ("--set", s)]) == 0
+    shown = terminal.getvalue()
+    assert "cssccnn_demo seed 0 stages 0/2" in shown
+    assert "cssccnn_demo seed 0 stages 0/2 | rotation epochs 2/2 100%" in shown
+    assert "cssccnn_demo seed 0 stages 1/2 | sinkhorn epochs 2/2 100%" in shown
+    assert "[local] cycle 1 stage1" in shown  # the log lines still print, above the progress line
+
+
+def test_a_resumed_stage_counts_its_checkpointed_epochs_as_done(tmp_path, monkeypatch):
+    from orchestrator.config import load_config
+    from orchestrator.core.skeleton import InjectedFailure
+    from orchestrator.cssccnn.trial import CSSCCNNTrial
+    from orchestrator.trial import main
+
+    out = tmp_path / "css"
+    with pytest.raises(InjectedFailure):  # killed after stage 1's first epoch, silently (no command line)
+        CSSCCNNTrial(load_config(CSS_DEMO, "smoke", CSS_SMOKE), out, log=lambda _: None).run(fail_after_epoch=(1, 1))
+    terminal = fake_stderr(monkeypatch)
+    assert main(["--config", str(CSS_DEMO), "--scale", "smoke", "--out", str(out)]
+                + [a for s in CSS_SMOKE for a in ("--set", s)]) == 0
+    drawn = terminal.getvalue().split(ERASE)
+    assert "cssccnn_demo seed 0 stages 0/2 | rotation epochs 1/2 50% -- epoch/s ETA --:--" in drawn
+    assert "cssccnn_demo seed 0 stages 0/2 | rotation epochs 0/2 0% -- epoch/s ETA --:--" not in drawn
+
+
+def test_trial_cli_in_a_log_prints_no_progress(tmp_path):
+    cmd = [sys.executable, "-m", "orchestrator.trial", "--config", str(ALAC_DEMO), "--scale", "smoke",
+           "--out", str(tmp_path / "cli")]
+    done = subprocess.run(cmd + [a for s in ALAC_SMOKE for a in ("--set", s)], capture_output=True, text=True,
+                          timeout=300)  # stderr is a pipe, not a terminal
+    assert done.returncode == 0, done.stderr
+    assert "\r" not in done.stderr and "\x1b" not in done.stderr and "ETA" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert sum(line.startswith("[local] cycle ") for line in lines) == 3  # the log lines, one per cycle, as before

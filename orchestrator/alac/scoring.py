@@ -6,16 +6,22 @@ Per image the scorer returns its id, the predicted count, the grid signature of 
 evaluation) and, when the model has a distribution classifier, the classifier's probability that
 the image is *unlabeled*. Whole-image inference, batch 1 (images differ in size), on the
 device the ``ray`` section names (:func:`score_ids`: CUDA when ``ray.use_gpu``); per image the
-density map comes back to the CPU once (the signature is computed there).
+density map comes back to the CPU once (the signature is computed there). In-process scoring
+shows a progress line where a command line enabled :mod:`orchestrator.core.progress` (the
+trial's test split and pool, and ``annotate propose`` through the same :func:`score_ids`); Ray
+Data actors never draw one.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from models import CSRNet, DomainClassifier
 from orchestrator.config import DatasetConfig, RayConfig
+from orchestrator.core import progress
 from orchestrator.core.counting import count_of
 from orchestrator.core.execution import local_device, map_ids, resolve_refs, to_device, worker_device
 from orchestrator.core.samples import load_sample, open_split
@@ -41,15 +47,19 @@ class PoolScorer:
         levels: grid-signature levels (LA).
         torch_threads: set explicitly: Ray reuses worker processes whose torch kept the thread
             count of its first import.
+        on_scored: called with the number of images after each batch (a progress line's
+            ``advance``); ``None`` (the default, and always on Ray actors): nothing is called.
     """
 
     def __init__(self, dataset: DatasetConfig, split: str, width: float, model_state, classifier_state=None,
-                 levels: int = 3, torch_threads: int = 1, device: str = "cpu"):
+                 levels: int = 3, torch_threads: int = 1, device: str = "cpu",
+                 on_scored: Callable[[int], None] | None = None):
         torch.set_num_threads(max(1, torch_threads))
         resolved = resolve_refs({"model_state": model_state, "classifier_state": classifier_state})
         self.dataset = dataset
         self.items = {it.id: it for it in open_split(dataset, split)}
         self.levels = levels
+        self.on_scored = on_scored
         self.device = torch.device(device)
         self.model = CSRNet(width=width)
         self.model.load_state_dict(from_bytes(resolved["model_state"]))
@@ -74,6 +84,8 @@ class PoolScorer:
     def __call__(self, batch: dict) -> dict:
         ids = [str(i) for i in batch["id"]]
         rows = [self.score_one(i) for i in ids]
+        if self.on_scored is not None:
+            self.on_scored(len(ids))
         return {
             "id": np.array(ids, dtype=object),
             "count": np.array([r[0] for r in rows], dtype=np.float64),
@@ -86,12 +98,16 @@ class PoolScorer:
 def score_ids(scorer_kwargs: dict, ids: list[str], ray_config: RayConfig) -> dict:
     """:class:`PoolScorer` outputs for ``ids`` (in their order), in-process or on Ray Data as
     ``ray_config`` says; the model states go through the object store once. The device is the
-    config's (CUDA when ``ray.use_gpu``) unless ``scorer_kwargs`` names one."""
+    config's (CUDA when ``ray.use_gpu``) unless ``scorer_kwargs`` names one. In-process, a
+    progress line ``score <split>`` counts the images (silent unless a command line enabled it)."""
+    in_process = ray_config.score_actors < 1
     if "device" not in scorer_kwargs:
-        device = local_device(ray_config) if ray_config.score_actors < 1 else worker_device(ray_config)
-        scorer_kwargs = {**scorer_kwargs, "device": device}
-    return map_ids(PoolScorer, scorer_kwargs, ids, ray_config, EMPTY_SCORES,
-                   large_args=("model_state", "classifier_state"))
+        scorer_kwargs = {**scorer_kwargs, "device": local_device(ray_config) if in_process else worker_device(ray_config)}
+    if not in_process or not ids:
+        return map_ids(PoolScorer, scorer_kwargs, ids, ray_config, EMPTY_SCORES,
+                       large_args=("model_state", "classifier_state"))
+    with progress.bar(f"score {scorer_kwargs.get('split', 'images')}", len(ids), unit="img") as line:
+        return map_ids(PoolScorer, {**scorer_kwargs, "on_scored": line.advance}, ids, ray_config, EMPTY_SCORES)
 
 
 def density_examples(scorer_kwargs: dict, ids: list[str]) -> dict[str, np.ndarray]:

@@ -42,6 +42,7 @@ import torch
 
 from models import CSSCCNN
 from orchestrator.config import CSSConfig, DatasetConfig, StageConfig
+from orchestrator.core import progress
 from orchestrator.core.files import save_torch_atomic
 from orchestrator.core.finite import check_finite_loss, epoch_context, loss_context
 from orchestrator.core.samples import load_sample, open_split
@@ -305,26 +306,28 @@ def run_stage(job: StageJob, rank: int = 0, world_size: int = 1, device: str | t
 
     epoch = state.next_epoch - 1
     last_epoch = epoch if selector.stopped else job.epochs  # a stopped stage resumed: nothing left
-    for epoch in range(state.next_epoch, last_epoch + 1):
-        epoch_loss, epoch_steps, validation = _checked_epoch(job, epoch, data, model, optimizer, losses, params,
-                                                             rank, world_size)
-        current = cpu_state_bytes(model)
-        for slot in _update_selector(selector, job, epoch, validation):
-            state.slot_states[slot] = current
-        state.history.append({"epoch": epoch, "train_loss": epoch_loss / max(epoch_steps, 1), **validation})
-        state.steps += epoch_steps
-        state.loss_sum += epoch_loss
-        state.next_epoch = epoch + 1
-        last = selector.stopped or epoch == job.epochs
-        if rank == 0 and job.progress_path and (epoch % max(1, job.css.checkpoint_every) == 0 or last):
-            state.model_state, state.optimizer_state = current, to_bytes(optimizer.state_dict())
-            state.selector = selector.state_dict()
-            state.seconds = seconds_before + time.perf_counter() - started
-            _save_progress(job, state)
-        if job.fail_after_epoch == epoch:
-            raise InjectedFailure(f"injected failure after epoch {epoch}")
-        if selector.stopped:
-            break
+    with progress.bar(f"{job.kind} epochs", job.epochs, unit="epoch", done=epoch) as shown:  # drawn only if a CLI enabled it here
+        for epoch in range(state.next_epoch, last_epoch + 1):
+            epoch_loss, epoch_steps, validation = _checked_epoch(job, epoch, data, model, optimizer, losses, params,
+                                                                 rank, world_size)
+            current = cpu_state_bytes(model)
+            for slot in _update_selector(selector, job, epoch, validation):
+                state.slot_states[slot] = current
+            state.history.append({"epoch": epoch, "train_loss": epoch_loss / max(epoch_steps, 1), **validation})
+            state.steps += epoch_steps
+            state.loss_sum += epoch_loss
+            state.next_epoch = epoch + 1
+            last = selector.stopped or epoch == job.epochs
+            if rank == 0 and job.progress_path and (epoch % max(1, job.css.checkpoint_every) == 0 or last):
+                state.model_state, state.optimizer_state = current, to_bytes(optimizer.state_dict())
+                state.selector = selector.state_dict()
+                state.seconds = seconds_before + time.perf_counter() - started
+                _save_progress(job, state)
+            if job.fail_after_epoch == epoch:
+                raise InjectedFailure(f"injected failure after epoch {epoch}")
+            shown.advance()
+            if selector.stopped:
+                break
     return _stage_result(model, selector, state, epoch, job, seconds_before + time.perf_counter() - started)
 
 

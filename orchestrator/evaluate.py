@@ -6,8 +6,9 @@
 Each image is normalised for its network (``models.normalize``), run whole at batch size 1
 (the network zero-pads it to a multiple of 8), and its predicted count is the sum of the
 density map. The last stdout line is exactly ``MAE <x> RMSE <y> N <n>`` (RMSE is what the papers
-print as "MSE"); progress and notes go to stderr. ``--out`` writes one CSV row per image.
-Exit status 2 on bad input (missing file, unknown dataset, weights that do not fit).
+print as "MSE"); notes go to stderr, and so does a progress line when stderr is a terminal (in a
+log: none). ``--out`` writes one CSV row per image. Exit status 2 on bad input (missing file,
+unknown dataset, weights that do not fit).
 """
 
 from __future__ import annotations
@@ -21,14 +22,14 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from models import MODEL_CLASSES
+from orchestrator.core import progress
 from orchestrator.core.counting import mae_rmse, predict_count
 from orchestrator.core.weights import load_model
 from orchestrator.data import Item, open_dataset
 
-__all__ = ["EvaluationResult", "ImageResult", "evaluate_items", "main", "predict_count", "summarise"]
+__all__ = ["EvaluationResult", "ImageResult", "evaluate_image", "evaluate_items", "main", "predict_count", "summarise"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,23 +73,24 @@ def summarise(images: Sequence[ImageResult]) -> EvaluationResult:
 
 
 def evaluate_items(
-    model: nn.Module, items: Sequence[Item], device: torch.device | str = "cpu", progress: bool = True
+    model: nn.Module, items: Sequence[Item], device: torch.device | str = "cpu", show_progress: bool = False
 ) -> EvaluationResult:
-    """Evaluate ``model`` (a CSRNet or CSSCCNN, put in eval mode here) on dataset items."""
+    """Evaluate ``model`` (a CSRNet or CSSCCNN, put in eval mode here) on dataset items;
+    ``show_progress``: a progress line on stderr when it is a terminal (the command line's choice)."""
     model.eval().to(device)
     results = []
-    for item in tqdm(items, desc="evaluate", unit="img", file=sys.stderr, disable=not progress):
-        image = item.load_image()
-        results.append(
-            ImageResult(
-                id=item.id,
-                height=int(image.shape[0]),
-                width=int(image.shape[1]),
-                true_count=item.count,
-                predicted_count=predict_count(model, image, device),
-            )
-        )
+    with progress.terminal_progress(show_progress), progress.bar("evaluate", len(items), unit="img") as line:
+        for item in items:
+            results.append(evaluate_image(model, item, device))
+            line.advance()
     return summarise(results)
+
+
+def evaluate_image(model: nn.Module, item: Item, device: torch.device | str = "cpu") -> ImageResult:
+    """One image, whole, through ``model`` (already on ``device``, in eval mode)."""
+    image = item.load_image()
+    return ImageResult(id=item.id, height=int(image.shape[0]), width=int(image.shape[1]), true_count=item.count,
+                       predicted_count=predict_count(model, image, device))
 
 
 def write_per_image_csv(path: str | Path, result: EvaluationResult) -> Path:
@@ -130,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=None, help="write per-image results to this CSV")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
     parser.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--no-progress", action="store_true", help="no progress line (it is shown only when stderr is a terminal)")
     return parser
 
 
@@ -154,7 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{len(items)} images of {args.dataset}/{args.split}",
             file=sys.stderr,
         )
-        result = evaluate_items(loaded.model, items, device, progress=not args.no_progress)
+        result = evaluate_items(loaded.model, items, device,
+                                show_progress=progress.stderr_is_terminal() and not args.no_progress)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

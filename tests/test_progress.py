@@ -190,6 +190,21 @@ def test_in_process_pool_scoring_draws_a_line_only_when_enabled(monkeypatch):
     assert list(shown["count"]) == list(quiet["count"])  # the line changes nothing scored
 
 
+def test_evaluate_items_draws_only_when_the_command_line_asks(monkeypatch):
+    terminal = fake_stderr(monkeypatch)
+    from models import CSRNet
+    from orchestrator.core.samples import open_split
+    from orchestrator.evaluate import evaluate_items
+
+    kwargs = small_scorer_kwargs("test")
+    items = list(open_split(kwargs["dataset"], "test"))[:2]
+    model = CSRNet(width=kwargs["width"])
+    evaluate_items(model, items)
+    assert terminal.getvalue() == ""  # library default: off
+    evaluate_items(model, items, show_progress=True)
+    assert "evaluate 2/2 100%" in terminal.getvalue()
+
+
 def test_cssccnn_trial_on_a_terminal_shows_stages_and_epochs(tmp_path, monkeypatch):
     terminal = fake_stderr(monkeypatch)
     from orchestrator.trial import main

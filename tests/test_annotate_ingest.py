@@ -23,8 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 H, W = 48, 64
 
 
-@pytest.fixture()
-def project(tmp_path) -> Path:
+def make_project(tmp_path: Path) -> Path:
     """A project over six small images, two of them in a nested folder."""
     images = tmp_path / "images"
     for n in range(4):
@@ -36,6 +35,11 @@ def project(tmp_path) -> Path:
     return path
 
 
+@pytest.fixture()
+def project(tmp_path) -> Path:
+    return make_project(tmp_path)
+
+
 def labelme(tmp: Path, image: str, points, name: str | None = None, **fields) -> Path:
     doc = {**labelme_task(image, H, W), **fields}  # raw values, so that bad ones reach the reader
     doc["shapes"] = [{"label": "head", "points": [list(p)], "shape_type": "point"} for p in points]
@@ -45,12 +49,16 @@ def labelme(tmp: Path, image: str, points, name: str | None = None, **fields) ->
 
 
 def run_error(capsys, project: Path, *files, replace=False) -> str:
+    """An ingest that must fail: exit 2, one 'error:' line per bad file then one saying nothing
+    was ingested, no traceback, the state unchanged. Returns the bad files' lines."""
     before = (project / STATE).read_bytes()
     assert main(["ingest", str(project), *map(str, files), *(["--replace"] if replace else [])]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
+    lines = err.splitlines()
+    assert all(line.startswith("error: ") for line in lines) and "Traceback" not in err, err
+    assert lines[-1].startswith("error: nothing ingested: ") and f"of {len(files)} annotation files are bad" in lines[-1]
     assert (project / STATE).read_bytes() == before, "a failed ingest changed the state"
-    return err
+    return "\n".join(lines[:-1])
 
 
 def test_init_records_nested_images_with_hashes(project):
@@ -135,7 +143,26 @@ def test_each_ingest_error_names_the_file_and_changes_nothing(project, tmp_path,
         bad = tmp_path / "bad.txt"
         bad.write_text("1,2")
     err = run_error(capsys, project, good, bad)
-    assert expected in err and bad.name in err, err
+    assert expected in err and bad.name in err and "\n" not in err, err  # one line: the bad file's
+
+
+def test_every_bad_file_of_a_batch_is_named_with_its_reason(project, tmp_path, capsys):
+    """Four bad files among three good ones: four lines, one per bad file in batch order, each
+    naming the file and its reason; a later file repeating a good file's image is the bad one."""
+    good = [labelme(tmp_path, "IMG_1.jpg", [[1, 1]]), labelme(tmp_path, "IMG_2.jpg", [[2, 2]])]
+    (tmp_path / "broken.json").write_text("{not json")
+    outside = labelme(tmp_path, "IMG_3.jpg", [[W + 3, 1]], name="outside.json")
+    unknown = labelme(tmp_path, "IMG_99.jpg", [[1, 1]], name="unknown.json")
+    again = labelme(tmp_path, "IMG_1.jpg", [[4, 4]], name="again.json")
+    files = [good[0], tmp_path / "broken.json", outside, good[1], unknown, again,
+             labelme(tmp_path, "IMG_4.jpg", [[3, 3]])]
+    lines = run_error(capsys, project, *files).splitlines()
+    assert len(lines) == 4, lines
+    for line, (name, reason) in zip(lines, [("broken.json", "unreadable JSON"), ("outside.json", "lies outside the image"),
+                                            ("unknown.json", "is not an image of this project"),
+                                            ("again.json", "annotated twice in this batch (also in")]):
+        assert f"{tmp_path / name}: " in line and reason in line, line
+    assert load_state(project)["annotations"] == {}
 
 
 def test_changed_image_and_already_annotated(project, tmp_path, capsys):

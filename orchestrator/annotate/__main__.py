@@ -8,7 +8,8 @@
     python -m orchestrator.annotate export PROJECT OUT
 
 Exit status: 0 done, 2 bad input (one line on stderr naming the file or setting and what was
-expected; nothing changed).
+expected; for a batch of annotation files one line per bad file, then one saying nothing was
+ingested; nothing changed).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 from pathlib import Path
 
 from orchestrator.annotate.ingest import apply_batch, ingest, validate_batch
-from orchestrator.annotate.project import DEFAULT_SECONDS_PER_HEAD, STATE, AnnotateError, locked, new_state, save_state
+from orchestrator.annotate.project import DEFAULT_SECONDS_PER_HEAD, STATE, AnnotateError, BatchError, locked, new_state, save_state
 from orchestrator.annotate.propose import project_config
 from orchestrator.annotate.report import export, format_status, status
 from orchestrator.config import ConfigError
@@ -108,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return run(args)
+    except BatchError as e:
+        for problem in e.problems:
+            print("error: " + " ".join(problem.split()), file=sys.stderr)
+        print(f"error: nothing ingested: {len(e.problems)} of {e.total} annotation files are bad", file=sys.stderr)
+        return 2
     except (AnnotateError, ConfigError, DatasetError) as e:
         print("error: " + " ".join(str(e).split()), file=sys.stderr)  # one line, whatever the message
         return 2

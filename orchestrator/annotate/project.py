@@ -35,6 +35,15 @@ class AnnotateError(ValueError):
     """Bad input to annotation-team mode; the message names the file, field or value at fault."""
 
 
+class BatchError(AnnotateError):
+    """Several bad annotation files of one batch: ``problems`` holds one message per bad file
+    (each naming the file and the reason); ``total`` is the number of files in the batch."""
+
+    def __init__(self, problems: list[str], total: int):
+        super().__init__("; ".join(problems))
+        self.problems, self.total = list(problems), int(total)
+
+
 def sha256_of(path: Path) -> str:
     """Hex sha256 of a file's bytes."""
     digest = hashlib.sha256()

@@ -9,6 +9,7 @@ module         what it holds
 ``ingest``     matching files to images, validating a batch, changing the state once
 ``propose``    one round: initial rule or one AL-AC cycle (the trials' code) on the project
 ``round_files`` the round's ranked table, task files and contact sheet
+``tool_files`` Label Studio and CVAT import files, pre-annotated with the predicted heads
 ``report``     ``status`` and ``export`` (a ``folder`` dataset)
 ============== ==========================================================================
 """

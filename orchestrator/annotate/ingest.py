@@ -7,7 +7,8 @@ size the file claims matches, every coordinate is a finite number inside the ima
 ``replace``) and not twice in the batch. Every file of the batch is checked: each bad one is
 reported with its first problem (a :class:`~orchestrator.annotate.project.BatchError`, one
 message per bad file) and nothing of the batch is ingested. Accepted, with a note each: images
-the latest round did not propose, images with no heads and shapes other than points (ignored).
+the latest round did not propose, images with no heads, shapes other than points (ignored),
+and points equal to the round's pre-annotation (nobody moved, added or deleted one).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 
 from orchestrator.annotate.formats import Annotation, read_annotation_file
 from orchestrator.annotate.project import AnnotateError, BatchError, check_unchanged, image_table, load_state, locked, save_state
+from orchestrator.annotate.tool_files import unchanged_preannotation
 
 #: Tests widen the race window between reading and writing the state with this many seconds.
 HOLD_ENV = "ORCHESTRATOR_ANNOTATE_HOLD_S"
@@ -137,7 +139,7 @@ def validate_batch(state: dict, files: list[Path], replace: bool,
 
 
 def record_notes(state: dict, batch: dict[str, Annotation], project: Path | None) -> list[str]:
-    """Notes on accepted records: shapes ignored, no heads."""
+    """Notes on accepted records: shapes ignored, no heads, points equal to a pre-annotation."""
     notes = []
     for rel, record in batch.items():
         if record.ignored:
@@ -145,6 +147,9 @@ def record_notes(state: dict, batch: dict[str, Annotation], project: Path | None
             notes.append(f"note: {record.file}: {rel}: ignored shapes that are not points ({kinds}); only points are heads")
         if not len(record.points):
             notes.append(f"note: {record.file}: {rel} has no heads (taken as an image with nobody in it)")
+        elif project is not None and unchanged_preannotation(project, state, rel, record.points):
+            notes.append(f"note: {record.file}: {rel}: the points are the round's pre-annotation unchanged "
+                         "(was it reviewed? pass --replace with a corrected file if not)")
     return notes
 
 

@@ -10,6 +10,8 @@
 * ``tasks.csv`` — the list to hand out: ``image``, ``path`` (absolute), ``width``, ``height``;
 * ``labelme/<image path with / as __>.json`` — an empty LabelMe document per image (open it in
   LabelMe, click heads as points, save);
+* ``label_studio/``, ``cvat/`` and ``preannotation.json`` — import files for Label Studio and
+  CVAT, pre-annotated with the model's predicted heads (see :mod:`orchestrator.annotate.tool_files`);
 * ``scores.csv`` — every unannotated image's predicted count, partition, score and probability;
 * ``contact_sheet.png`` — the proposed images with their predicted density overlaid;
 * ``model.pt`` and ``round.json`` — the weights the round trained (for the next round) and its record.
@@ -28,6 +30,7 @@ import numpy as np
 
 from orchestrator.annotate.formats import labelme_task
 from orchestrator.annotate.project import image_table
+from orchestrator.annotate.tool_files import density_peaks, write_tool_files
 from orchestrator.data.base import read_image_rgb
 
 SHEET = "contact_sheet.png"
@@ -144,11 +147,16 @@ def write_round_files(folder: Path, state: dict, table: RoundTable, scorer, numb
     """Every file of the round into ``folder``; returns the round's state entry."""
     minutes = write_tables(folder, state, table, seconds_per_head)
     write_labelme_tasks(folder, state, table.images)
+    tiles, images = _tiles(state, table.images, scorer), image_table(state)
+    peaks = None if scorer is None else {
+        rel: density_peaks(density, image.shape[:2], (images[rel]["height"], images[rel]["width"]))
+        for rel, (image, density) in zip(table.images, tiles)}
+    write_tool_files(folder, state, table.images, peaks, number)
     titles = [f"#{n + 1} {rel}" + ("" if math.isnan(table.predicted[n]) else f"\npredicted {table.predicted[n]:.1f}")
               for n, rel in enumerate(table.images)]
     heading = (f"round {number}: " + ("first batch, drawn at random (no model yet)" if scorer is None
                                       else "proposed images, predicted density overlaid"))
-    contact_sheet(folder / SHEET, titles, _tiles(state, table.images, scorer), heading)
+    contact_sheet(folder / SHEET, titles, tiles, heading)
     pool_total = None if table.pool_scores is None else float(np.sum(table.pool_scores["count"]))
     return {"round": number, "proposed": list(table.images), "seconds_per_head": seconds_per_head,
             "predicted": {rel: (None if math.isnan(c) else float(c)) for rel, c in zip(table.images, table.predicted)},

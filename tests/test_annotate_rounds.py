@@ -1,10 +1,12 @@
 """Annotation-team mode on a real collection (issue 14's "done when"): ShanghaiTech B images
 copied into a plain folder, three rounds with a simulated annotator returning the true points
 as LabelMe JSON and CVAT XML; the proposals equal the AL-AC trial runner's selections for the
-same seed and settings, and ``export`` gives back exactly the ingested points."""
+same seed and settings (round 3 also cross-validates, by default, on its 8 annotated images),
+and ``export`` gives back exactly the ingested points."""
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -105,9 +107,26 @@ def test_three_rounds_equal_the_trial_and_export_returns_the_points(tmp_path, da
         if number < 3:
             assert main(["ingest", str(project), *map(str, annotate_round(project, number, truth, fmt))]) == 0
     assert (project / "rounds" / "round_003" / "scores.csv").is_file()
+    rounds = load_state(project)["rounds"]
+    assert rounds[1]["cv"] is None  # 4 annotated: below the default's 6
+    cv = rounds[2]["cv"]
+    assert (cv["folds"], cv["images"]) == (3, 8) and np.isfinite([cv["mae"], cv["rmse"], cv["mean_baseline_mae"]]).all()
+    with open(project / "rounds" / "round_003" / "cv.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(r["image"] for r in rows) == sorted(expected[0] + expected[1])
+    assert all(int(r["annotated"]) == len(truth[r["image"]]) for r in rows)
+    assert sorted(int(r["fold"]) for r in rows) == [0, 0, 0, 1, 1, 1, 2, 2]
+    errors = [abs(float(r["predicted_count"]) - int(r["annotated"])) for r in rows]
+    assert abs(np.mean(errors) - cv["mae"]) < 1e-5
     assert main(["ingest", str(project), *map(str, annotate_round(project, 3, truth, "labelme"))]) == 0
+    capsys.readouterr()
     assert main(["status", str(project)]) == 0
-    assert "12/16 images annotated" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "12/16 images annotated" in out
+    assert f"current model's cross-validated MAE: {cv['mae']:.2f} (3-fold over the 8 images round 3 trained on" in out
+    assert main(["status", str(project), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["cv"] == {"round": 3, **cv} and [r["cv_mae"] for r in report["rounds"]] == [None, None, cv["mae"]]
     out = tmp_path / "export"
     assert main(["export", str(project), str(out)]) == 0
     exported = open_dataset("folder", out, "all")

@@ -2,7 +2,8 @@
 
     python -m orchestrator.annotate init PROJECT --images DIR [--seed-annotations FILE ...]
         [--config YAML] [--scale demo] [--set key=value ...] [--seed 0] [--seconds-per-head 1.2]
-    python -m orchestrator.annotate propose PROJECT [--batch m] [--seed S] [--config YAML] [--scale S] [--set k=v ...]
+    python -m orchestrator.annotate propose PROJECT [--batch m] [--cv-folds K] [--seed S] [--config YAML] [--scale S]
+        [--set k=v ...]
     python -m orchestrator.annotate ingest PROJECT FILE ... [--replace]
     python -m orchestrator.annotate status PROJECT [--json]
     python -m orchestrator.annotate export PROJECT OUT
@@ -67,13 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("propose", help="train on the annotated images and propose the next batch")
     p.add_argument("project", type=Path)
     p.add_argument("--batch", type=int, help="images to propose (default alac.initial, then alac.per_cycle)")
+    p.add_argument("--cv-folds", type=int, metavar="K",
+                   help="K-fold cross-validated MAE of the round's training on the annotated images (default 3 once "
+                        "at least 6 are annotated, else none; 0 = off; K needs at least 2K annotated images)")
     p.add_argument("--seconds-per-head", type=float)
     _config_args(p)
     p = sub.add_parser("ingest", help="take annotation files back (LabelMe, CVAT XML, Label Studio, VIA, CSV/JSON)")
     p.add_argument("project", type=Path)
     p.add_argument("files", type=Path, nargs="+")
     p.add_argument("--replace", action="store_true", help="overwrite images annotated before")
-    p = sub.add_parser("status", help="rounds, annotations, minutes, held-out MAE")
+    p = sub.add_parser("status", help="rounds, annotations, minutes, held-out and cross-validated MAE")
     p.add_argument("project", type=Path)
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("export", help="the annotated images as a folder dataset")
@@ -91,7 +95,8 @@ def run(args) -> int:
     elif args.command == "propose":
         from orchestrator.annotate.propose import propose
 
-        propose(args.project, args.batch, args.seed, args.config, args.scale, args.set, args.seconds_per_head)
+        propose(args.project, args.batch, args.seed, args.config, args.scale, args.set, args.seconds_per_head,
+                cv_folds=args.cv_folds)
     elif args.command == "ingest":
         done, notes = ingest(args.project, args.files, args.replace)
         for note in notes:

@@ -6,6 +6,8 @@ the annotated images: train (cycle ``c`` = trainings so far + 1, seed
 ``derived_seed(seed, c, PURPOSE_TRAIN)``, continuing from the last round's weights and
 optimiser, or from the config's initial model), score every unannotated image and select with
 the configured strategy — :func:`~orchestrator.alac.trial.score_and_select`, the trials' own code.
+After the selection, with enough images annotated, a k-fold cross-validation of the round's
+training on them (:mod:`orchestrator.annotate.crossval`; ``cv`` in the round's entry, ``cv.csv``).
 
 The networks read a *workspace*: a ``folder`` dataset of links to the project's images (named
 by their position in the collection, so the pool order is the collection order) with each
@@ -30,6 +32,7 @@ from orchestrator.alac.strategy import check_strategy
 from orchestrator.alac.train import run_training
 from orchestrator.alac.trial import PURPOSE_TRAIN, initial_model, initial_selection, labeled_evidence, score_and_select, train_job
 from orchestrator.alac.validate import check_training
+from orchestrator.annotate.crossval import CV_FILE, cross_validate, resolve_folds, write_cv_rows
 from orchestrator.annotate.project import AnnotateError, check_unchanged, load_state, locked, save_state, training_order, unannotated
 from orchestrator.annotate.round_files import RoundTable, write_round_files
 from orchestrator.config import ConfigError, DatasetConfig, ExperimentConfig, load_config
@@ -118,14 +121,25 @@ def _train_score_select(project: Path, state: dict, config: ExperimentConfig, wo
     return picked, result, ws, kwargs
 
 
-def _table(state: dict, config: ExperimentConfig, k: int, work: Path, project: Path, cycle: int):
-    """Select (initial rule or one cycle) -> (RoundTable, scorer for the contact sheet or None)."""
+def _cross_validate(project: Path, state: dict, config: ExperimentConfig, ws: Workspace, folds: int, cycle: int,
+                    work: Path) -> tuple[dict, list[list]]:
+    """The round's k-fold CV (after its selection) -> (summary, ``cv.csv`` rows)."""
+    heads = {rel: len(state["annotations"][rel]["points"]) for rel in training_order(state)}
+    alignment = config.alac.alignment and config.alac.alignment_every_cycle
+    return cross_validate(config, ws, heads, [ws.ids[r] for r in unannotated(state)], alignment, folds, cycle,
+                          project / "cache", work)
+
+
+def _table(state: dict, config: ExperimentConfig, k: int, work: Path, project: Path, cycle: int, folds: int = 0):
+    """Select (initial rule or one cycle), then cross-validate ``folds``-fold -> (RoundTable,
+    scorer for the contact sheet or None, (CV summary, rows) or None)."""
     pool = unannotated(state)
     if not state["annotations"]:
         chosen = initial_selection(pool, config.seed, k)
         nan = np.full(k, np.nan)
-        return RoundTable(chosen, nan, np.full(k, -1), np.full(k, k / len(pool)), nan, pool, None), None
+        return RoundTable(chosen, nan, np.full(k, -1), np.full(k, k / len(pool)), nan, pool, None), None, None
     picked, result, ws, kwargs = _train_score_select(project, state, config, work, k, cycle)
+    cv = _cross_validate(project, state, config, ws, folds, cycle, work) if folds else None
     back = {v: r for r, v in ws.ids.items()}
     rows, res = picked.result.selected, picked.result
     save_torch_atomic({"model_state": result.model_state, "optimizer_state": result.optimizer_state,
@@ -136,7 +150,7 @@ def _table(state: dict, config: ExperimentConfig, k: int, work: Path, project: P
                        res.selected_probability, res.selected_score, pool,
                        {"count": picked.scores["count"], "partition": res.pool_partition,
                         "score": res.pool_score, "probability": res.pool_probability})
-    return table, (PoolScorer(**kwargs), ws)
+    return table, (PoolScorer(**kwargs), ws), cv
 
 
 def _check_images(state: dict) -> None:
@@ -144,9 +158,29 @@ def _check_images(state: dict) -> None:
         check_unchanged(state, image["path"])
 
 
+def _record(project: Path, number: int, work: Path, entry: dict) -> None:
+    """Move the finished round into place and append its entry to the state, under the lock."""
+    final = project / entry["folder"]
+    with locked(project):
+        current = load_state(project)
+        if len(current["rounds"]) != number - 1:
+            raise AnnotateError(f"{project}: another propose recorded round {len(current['rounds'])} meanwhile")
+        shutil.rmtree(final, ignore_errors=True)  # an unrecorded folder of a killed run
+        os.replace(work / "round", final)
+        current["rounds"] = current["rounds"] + [{k2: v for k2, v in entry.items() if k2 != "config"}]
+        save_state(project, current)
+
+
+def _cv_note(cv: dict | None) -> str:
+    if cv is None:
+        return ""
+    return (f"; {cv['folds']}-fold CV MAE {cv['mae']:.2f} on {cv['images']} annotated images "
+            f"(Mean baseline {cv['mean_baseline_mae']:.2f}; {cv['seconds']:.0f} s)")
+
+
 def propose(project: Path, batch: int | None = None, seed: int | None = None, config_path: str | None = None,
             scale: str | None = None, overrides: list[str] | None = None,
-            seconds_per_head: float | None = None, log=print) -> dict:
+            seconds_per_head: float | None = None, log=print, cv_folds: int | None = None) -> dict:
     """Write the next round (see the module docstring) and return its state entry."""
     project = Path(project)
     with locked(project):
@@ -159,31 +193,25 @@ def propose(project: Path, batch: int | None = None, seed: int | None = None, co
         raise AnnotateError(f"--batch must be >= 1, got {k}")
     if not pool:
         raise AnnotateError(f"{project}: every image is annotated; nothing left to propose")
-    k = min(k, len(pool))
+    k, folds = min(k, len(pool)), resolve_folds(cv_folds, len(state["annotations"]))
     cycle = 1 + sum(1 for r in state["rounds"] if r.get("model"))
     name = f"round_{number:03d}"
     work = project / "rounds" / f".{name}.tmp{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
     try:
         (work / "round").mkdir(parents=True)
-        table, scorer = _table(state, config, k, work, project, cycle)
+        table, scorer, cv = _table(state, config, k, work, project, cycle, folds)
         sph = state["seconds_per_head"] if seconds_per_head is None else seconds_per_head
         entry = write_round_files(work / "round", state, table, scorer, number, sph)
+        if cv is not None:
+            write_cv_rows(work / "round" / CV_FILE, cv[1])
         entry.update(folder=f"rounds/{name}", seed=config.seed, strategy=config.alac.strategy if scorer else "initial",
                      model=f"rounds/{name}/{MODEL}" if scorer else None, width=config.model.width,
                      cycle=cycle if scorer else 0, trained_on=len(state["annotations"]),
-                     config=config.to_dict())
+                     cv=None if cv is None else cv[0], config=config.to_dict())
         write_json_atomic(work / "round" / "round.json", entry)
-        final = project / "rounds" / name
-        with locked(project):
-            current = load_state(project)
-            if len(current["rounds"]) != number - 1:
-                raise AnnotateError(f"{project}: another propose recorded round {len(current['rounds'])} meanwhile")
-            shutil.rmtree(final, ignore_errors=True)  # an unrecorded folder of a killed run
-            os.replace(work / "round", final)
-            current["rounds"] = current["rounds"] + [{k2: v for k2, v in entry.items() if k2 != "config"}]
-            save_state(project, current)
+        _record(project, number, work, entry)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    log(f"round {number}: proposed {len(entry['proposed'])} images in {project / entry['folder']}")
+    log(f"round {number}: proposed {len(entry['proposed'])} images in {project / entry['folder']}{_cv_note(entry['cv'])}")
     return entry

@@ -22,6 +22,7 @@ uninterrupted one makes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from pathlib import Path
@@ -37,6 +38,7 @@ from orchestrator.alac.strategy import ONE_SHOT_RANDOM, select_batch
 from orchestrator.alac.train import TrainJob, TrainResult, run_training
 from orchestrator.alac.validate import validate_alac
 from orchestrator.config import ExperimentConfig
+from orchestrator.core import progress
 from orchestrator.core.counting import mae_rmse
 from orchestrator.core.execution import run_loop
 from orchestrator.core.files import save_npz_atomic
@@ -242,8 +244,12 @@ class ALACTrial(TrialRunner):
             seed = derived_seed(cfg.seed, cycle, PURPOSE_TRAIN)
             start = (state.model_state, state.optimizer_state, state.classifier_state, state.classifier_optimizer_state)
         job = train_job(cfg, cfg.dataset, labeled, unlabeled, alignment, seed, start)
-        with loss_context(trial_context(cfg, self.trial_id), f"cycle {cycle}"):  # a NaN/inf loss names its trial
-            return run_loop(run_training, job, cfg.ray, self.out_dir / "ray_train", f"{self.trial_id}_cycle{cycle}")
+        with loss_context(trial_context(cfg, self.trial_id), f"cycle {cycle}"), \
+                progress.bar(f"train cycle {cycle}", job.train.epochs, unit="epoch") as shown:  # drawn only where a CLI enabled it
+            loop = run_training
+            if cfg.ray.train_workers == 0:  # in this process: the epochs advance the line (no closure goes to Ray)
+                loop = functools.partial(run_training, progress=lambda _epoch: shown.advance())
+            return run_loop(loop, job, cfg.ray, self.out_dir / "ray_train", f"{self.trial_id}_cycle{cycle}")
 
     def _scorer_kwargs(self, split: str, classifier_state: bytes | None = None) -> dict:
         cfg = self.config

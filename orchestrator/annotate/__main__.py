@@ -25,6 +25,7 @@ from orchestrator.annotate.project import DEFAULT_SECONDS_PER_HEAD, STATE, Annot
 from orchestrator.annotate.propose import project_config
 from orchestrator.annotate.report import export, format_status, status
 from orchestrator.config import ConfigError
+from orchestrator.core import progress
 from orchestrator.data.base import DatasetError
 
 
@@ -113,7 +114,8 @@ def run(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return run(args)
+        with progress.terminal_progress(progress.stderr_is_terminal()):  # pool scoring's line, on a terminal
+            return run(args)
     except BatchError as e:
         for problem in e.problems:
             print("error: " + " ".join(problem.split()), file=sys.stderr)

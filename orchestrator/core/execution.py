@@ -3,7 +3,8 @@
 * :func:`ensure_ray` starts or joins Ray. Local Ray binds to 127.0.0.1; only an explicit
   address (or running under ``ray job submit``) joins a cluster. Ray 2.60 binds a single-node
   cluster to the machine's network address unless ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` is
-  set before it starts (ENVIRONMENT.md); we set it for every local start, never when joining.
+  set before ``ray`` is imported (ENVIRONMENT.md); for every local start, never when joining, we
+  set it and Ray's constant read from it at import (``ray_constants.ENABLE_RAY_CLUSTER``).
 * :func:`run_loop` runs a per-worker training loop ``loop(job, rank=, world_size=, device=)``
   in-process (``ray.train_workers = 0``) or data-parallel under Ray Train's ``TorchTrainer``
   (gloo on CPU, NCCL on GPU). Rank 0's result comes back as a checkpoint, so both paths return
@@ -40,6 +41,22 @@ def under_job_submission() -> bool:
     return bool(os.environ.get("RAY_JOB_ID") or os.environ.get("RAY_ADDRESS"))
 
 
+def _bind_to_loopback() -> None:
+    """Make the local Ray about to start bind to 127.0.0.1. Ray reads
+    ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` once, when ``ray`` is first imported, so setting the
+    variable now only reaches the processes Ray spawns; this process's copy of the constant (what
+    ``ray.init`` consults to choose the node address) is set from it too. Without this, a local
+    sweep's GCS, raylet and workers listened on every interface (``::``) and the runtime-env
+    agent on the machine's network address (tests/test_loopback.py checks the sockets)."""
+    for key, value in LOOPBACK_ENV.items():
+        os.environ.setdefault(key, value)
+    from ray._common.utils import env_bool
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = env_bool(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR,
+                                                ray_constants.ENABLE_RAY_CLUSTER)
+
+
 def ensure_ray(address: str | None = None, num_cpus: int | None = None, temp_dir: str | None = None,
                quiet: bool = False):
     """Initialise Ray once per process and return the ``ray`` module.
@@ -57,8 +74,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, temp_dir
     if quiet:  # token authentication stays on; only its "is enabled" notice is not printed
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     if address is None and not under_job_submission():
-        for key, value in LOOPBACK_ENV.items():
-            os.environ.setdefault(key, value)
+        _bind_to_loopback()
         kwargs = {"num_cpus": num_cpus, "include_dashboard": False, "log_to_driver": True, **console}
         if temp_dir:
             kwargs["_temp_dir"] = temp_dir

@@ -64,7 +64,9 @@ PROBE = textwrap.dedent('''
         sockets, rows = listening(), []
         for pid in family_tree(os.getpid()):
             try:
-                command = " ".join(open(f"/proc/{pid}/cmdline").read().replace("\\0", " ").split())[:80]
+                argv = open(f"/proc/{pid}/cmdline").read().split("\\0")
+                # the program's own name first: a long install path must not cut it off
+                command = (os.path.basename(argv[0]) + ": " + " ".join(" ".join(argv).split()))[:160]
                 fds = os.listdir(f"/proc/{pid}/fd")
             except OSError:
                 continue

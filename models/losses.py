@@ -47,10 +47,11 @@ def density_regression_loss(
         labeled = torch.ones(predicted.shape[0], dtype=torch.bool, device=predicted.device)
     if labeled.shape != (predicted.shape[0],) or labeled.dtype != torch.bool:
         raise ValueError(f"labeled must be a ({predicted.shape[0]},) bool tensor, got {labeled.dtype} {tuple(labeled.shape)}")
-    k = int(labeled.sum())
-    if k == 0:
-        return predicted.sum() * 0.0
-    diff = predicted[labeled] - target[labeled].to(predicted.dtype)
+    # masked, not indexed: no host sync on the labeled count, so a CUDA step never waits for it
+    mask = labeled.view(-1, 1, 1, 1)
+    diff = torch.where(mask, predicted - target.to(predicted.dtype), torch.zeros((), dtype=predicted.dtype,
+                                                                                device=predicted.device))
+    k = labeled.sum().clamp(min=1).to(predicted.dtype)
     return diff.pow(2).sum() / (2.0 * k)
 
 

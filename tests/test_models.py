@@ -196,6 +196,19 @@ def test_density_regression_loss_is_summed_squared_error_over_2k():
         density_regression_loss(pred, target[:, :, :1])
 
 
+def test_density_regression_loss_ignores_any_value_in_unlabeled_rows():
+    pred = torch.rand(3, 1, 4, 4, generator=seeded(5)).requires_grad_()
+    target = torch.rand(3, 1, 4, 4, generator=seeded(6))
+    target[1] = float("nan")  # an unlabeled row may hold anything, NaN included
+    labeled = torch.tensor([True, False, True])
+    loss = density_regression_loss(pred, target, labeled)
+    expected = (pred[labeled] - target[labeled]).pow(2).sum() / 4.0
+    assert float(loss) == pytest.approx(float(expected), rel=1e-6)
+    loss.backward()
+    assert torch.isfinite(pred.grad).all() and float(pred.grad[1].abs().sum()) == 0.0
+    assert float(pred.grad[0].abs().sum()) > 0.0
+
+
 def test_domain_loss_is_bce_with_logits():
     assert float(domain_classification_loss(torch.zeros(3), torch.tensor([0.0, 1.0, 0.5]))) == pytest.approx(math.log(2))
     logits, labels = torch.tensor([2.0, -1.0]), torch.tensor([1.0, 0.0])

@@ -17,6 +17,12 @@ from orchestrator.trial import make_trial
 
 GOLDEN = Path(__file__).parent / "golden"
 METHODS = ("alac", "cssccnn")
+#: Relative tolerance of float columns. AL-AC's smoke rows are bit-equal across the CPUs seen
+#: (AVX2 and AVX-512). CSS-CCNN's rotation and Sinkhorn stages are not: the float32 conv kernels
+#: oneDNN picks per CPU round differently, which moved stage-1 losses by 2e-5 relative and the
+#: final MAE by 1e-7 on an AVX-512 machine against goldens recorded elsewhere. 1e-4 passes that
+#: noise and still fails a change of the algorithm (those move these values by 1e-3 and more).
+REL_TOLERANCE = {"alac": 1e-9, "cssccnn": 1e-4}
 
 
 def comparable_rows(frame) -> list[dict]:
@@ -46,7 +52,13 @@ def test_smoke_trial_rows_equal_the_golden_rows(method, tmp_path):
     for cycle, (row, want) in enumerate(zip(got, expected), start=1):
         for key, value in want.items():
             if isinstance(value, float):
-                assert row[key] == pytest.approx(value, rel=1e-9, abs=1e-12), (method, cycle, key)
+                assert row[key] == pytest.approx(value, rel=REL_TOLERANCE[method], abs=1e-12), (method, cycle, key)
+            elif key.endswith("_history"):  # JSON list of per-epoch dicts: the same tolerance per number
+                got_history, want_history = json.loads(row[key]), json.loads(value)
+                assert [sorted(x) for x in got_history] == [sorted(x) for x in want_history], (method, cycle, key)
+                for got_epoch, want_epoch in zip(got_history, want_history):
+                    assert got_epoch == pytest.approx(want_epoch, rel=REL_TOLERANCE[method], abs=1e-12), (
+                        method, cycle, key)
             else:
                 assert row[key] == value, (method, cycle, key)
 

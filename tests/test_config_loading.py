@@ -61,3 +61,15 @@ def test_a_setting_given_both_ways_is_an_error(tmp_path):
 def test_ray_settings_are_range_checked_when_loading(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(GOLDEN / "alac_smoke.yaml", "paper", [override])
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["dataset.max_side=0"], r"dataset.max_side: must be >= 1 pixel, got 0"),
+    (["dataset.scale=0"], r"dataset.scale: must lie in \(0, 1\], got 0"),
+    (["dataset.scale=1.5"], r"dataset.scale: must lie in \(0, 1\], got 1.5"),
+    (["dataset.scale=0.5", "dataset.max_side=256"], "dataset.scale and dataset.max_side both given"),
+])
+def test_dataset_sizes_are_range_checked_when_loading(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(GOLDEN / "alac_smoke.yaml", "paper", overrides)
+    assert load_config(GOLDEN / "alac_smoke.yaml", "paper", ["dataset.scale=0.375"]).dataset.scale == 0.375

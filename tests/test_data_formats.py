@@ -196,3 +196,25 @@ def test_folder_train_test_splits(tmp_path):
     assert open_dataset("folder", tmp_path, "train").ids == ["train/x"]
     with pytest.raises(DatasetError, match="unknown split 'all'; choose from \\['train', 'test'\\]"):
         open_dataset("folder", tmp_path, "all")
+
+
+def test_dataset_scale_shrinks_every_image_by_one_factor_and_max_side_by_its_own():
+    """``dataset.scale``: people keep one size across images of different resolutions (what a
+    per-cell prior needs); ``max_side``: each image gets the factor that fits its long side."""
+    from types import SimpleNamespace
+
+    from orchestrator.config import DatasetConfig
+    from orchestrator.core.samples import load_sample
+
+    rng = np.random.default_rng(0)
+    big = SimpleNamespace(id="big", load_image=lambda: rng.integers(0, 256, (96, 128, 3), dtype=np.uint8),
+                          points=np.array([[10.0, 20.0], [127.0, 95.0], [64.0, 48.0]]))
+    small = SimpleNamespace(id="small", load_image=lambda: rng.integers(0, 256, (48, 64, 3), dtype=np.uint8),
+                            points=np.array([[8.0, 8.0]]))
+    scaled = [load_sample(item, DatasetConfig(scale=0.5)) for item in (big, small)]
+    assert [s.image.shape[:2] for s in scaled] == [(48, 64), (24, 32)]
+    np.testing.assert_allclose(scaled[0].points, [[5.0, 10.0], [63.5, 47.5], [32.0, 24.0]])
+    assert [s.count for s in scaled] == [3, 1]
+    assert [float(s.density.sum()) for s in scaled] == pytest.approx([3.0, 1.0], abs=1e-4)
+    capped = [load_sample(item, DatasetConfig(max_side=64)) for item in (big, small)]
+    assert [s.image.shape[:2] for s in capped] == [(48, 64), (48, 64)]  # the small one is kept as it is

@@ -244,6 +244,7 @@ def validate(config: ExperimentConfig) -> None:
         raise ConfigError(f"trials: must be >= 1, got {config.trials}")
     if config.model.width <= 0:
         raise ConfigError(f"model.width: must be > 0, got {config.model.width}")
+    _validate_dataset(config.dataset)
     _validate_ray(config.ray)
     if config.ray.amp and config.method == "cssccnn":
         raise ConfigError("ray.amp applies to AL-AC training only; CSS-CCNN's Sinkhorn loss runs in float32")
@@ -251,6 +252,17 @@ def validate(config: ExperimentConfig) -> None:
     for key, values in config.grid.items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"grid.{key}: must be a non-empty list of values")
+
+
+def _validate_dataset(dataset) -> None:
+    if dataset.max_side is not None and dataset.max_side < 1:
+        raise ConfigError(f"dataset.max_side: must be >= 1 pixel, got {dataset.max_side}")
+    if dataset.scale is not None:
+        if not 0 < dataset.scale <= 1:
+            raise ConfigError(f"dataset.scale: must lie in (0, 1], got {dataset.scale}")
+        if dataset.max_side is not None:
+            raise ConfigError(f"dataset.scale and dataset.max_side both given ({dataset.scale}, "
+                              f"{dataset.max_side}); give one")
 
 
 def _validate_ray(ray) -> None:

@@ -25,7 +25,9 @@ class ConfigError(ValueError):
 class DatasetConfig:
     """Which data. ``root`` is the dataset's own folder; a relative root is resolved against
     ``$COUNTING_DATA_ROOT`` when that is set. ``max_side`` caps the longer image side (images and
-    points are rescaled together, counts unchanged); ``limit_*`` keep the first N items.
+    points are rescaled together, counts unchanged); ``scale`` instead shrinks every image by the
+    same factor in (0, 1], so people keep one size across images of different resolutions (what a
+    per-cell count prior needs); ``limit_*`` keep the first N items.
     ``holdout``: hold out this many train images (a fixed draw, the same for every trial and
     seed) and evaluate on them *instead of* the test split, so that training settings can be
     chosen without looking at the test images; None = train and test as the dataset defines."""
@@ -36,6 +38,7 @@ class DatasetConfig:
     test_split: str = "test"
     options: dict = dataclasses.field(default_factory=dict)
     max_side: int | None = None
+    scale: float | None = None
     limit_train: int | None = None
     limit_test: int | None = None
     holdout: int | None = None

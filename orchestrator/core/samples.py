@@ -83,17 +83,27 @@ class Sample:
         return int(len(self.points))
 
 
-def load_sample(item, dataset: DatasetConfig, with_density: bool = True) -> Sample:
-    """Load ``item``; images larger than ``dataset.max_side`` are shrunk (area interpolation)
-    with their points scaled alike, so counts never change."""
-    image, points = item.load_image(), item.points
+def image_scale(shape: tuple[int, int], dataset: DatasetConfig) -> float:
+    """The factor an image of ``(H, W)`` pixels is resized by: ``dataset.scale`` for every image
+    (people keep the same size relative to one another across images), else the factor that
+    brings the longer side down to ``dataset.max_side`` (1 for images already small enough)."""
+    if dataset.scale is not None:
+        return float(dataset.scale)
     if dataset.max_side is not None:
-        h, w = image.shape[:2]
-        scale = dataset.max_side / max(h, w)
-        if scale < 1:
-            new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
-            image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
-            points = np.minimum(points * [new_w / w, new_h / h], [new_w, new_h])
+        return min(1.0, dataset.max_side / max(shape))
+    return 1.0
+
+
+def load_sample(item, dataset: DatasetConfig, with_density: bool = True) -> Sample:
+    """Load ``item``, shrunk by :func:`image_scale` (area interpolation) with its points scaled
+    alike, so counts never change."""
+    image, points = item.load_image(), item.points
+    h, w = image.shape[:2]
+    scale = image_scale((h, w), dataset)
+    if scale < 1:
+        new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+        image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
+        points = np.minimum(points * [new_w / w, new_h / h], [new_w, new_h])
     density = None
     if with_density:
         density = density_map(points, image.shape[:2], get_spec(dataset.name).density).astype(np.float32)

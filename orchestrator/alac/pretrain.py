@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from models import CSRNet, RotationHead, rotated_views
 from orchestrator.config import ExperimentConfig
 from orchestrator.core.cache import cached
+from orchestrator.core.finite import check_finite_loss, loss_context
 from orchestrator.core.samples import load_sample, open_split
 from orchestrator.core.tensors import from_bytes, to_bytes
 
@@ -89,6 +90,14 @@ def _task_batch(task: str, images: list[np.ndarray], crops: int, crop: int,
     return rotated_views(_views(images, crops, crop, rng))
 
 
+def pretraining_context(config: ExperimentConfig, step: int, lr: float) -> tuple[str, str, str]:
+    """Where a diverged pretraining failed, outermost first: the stage (shared by every trial
+    of that experiment and seed, so no trial id), its step and the learning rate."""
+    ssl = config.model.self_supervised
+    return (f"stage pretraining ({ssl.task} pretext, the label-free start of experiment {config.experiment}, "
+            f"seed {config.seed})", f"step {step}/{ssl.steps}", f"learning rate {lr:g}")
+
+
 def _views(images: list[np.ndarray], crops: int, crop: int, rng: np.random.Generator) -> torch.Tensor:
     views = []
     for _ in range(crops):
@@ -119,6 +128,8 @@ def pretrain_frontend(config: ExperimentConfig, log: Callable[[str], None] = pri
         views, labels = _task_batch(ssl.task, images, ssl.crops, ssl.crop, rng)
         logits = head(net.frontend(views))
         loss = F.cross_entropy(logits, labels)
+        with loss_context(*pretraining_context(config, step, optimizer.param_groups[0]["lr"])):
+            check_finite_loss(float(loss.detach()), what=f"the {ssl.task} pretext loss")  # one host read per step
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

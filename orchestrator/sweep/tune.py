@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from orchestrator.config import ConfigError
-from orchestrator.core.files import write_json_atomic, write_parquet_atomic
+from orchestrator.core.files import write_atomic, write_json_atomic, write_parquet_atomic
 from orchestrator.core.results import code_version, rows_frame
 from orchestrator.sweep.plan import SweepPlan, TrialSpec
 
@@ -141,8 +141,9 @@ def _run_config(plan: SweepPlan, storage: Path, run_dir: Path, verbose: bool):
 
     table, status = console_callbacks(swept_keys(plan))
     max_failures = max(b.ray.max_failures for b in plan.experiments.values())
+    callbacks = [status]
     return RunConfig(name=run_dir.name, storage_path=str(storage), failure_config=FailureConfig(max_failures=max_failures),
-                     verbose=1, callbacks=[status], progress_reporter=None if verbose else table,
+                     verbose=1, callbacks=callbacks, progress_reporter=None if verbose else table,
                      log_to_file=True, sync_config=SyncConfig(sync_artifacts=True))  # -> <trial folder>/stdout, stderr
 
 
@@ -185,19 +186,26 @@ def error_text(error: BaseException) -> str:
 def _trial_rows(result, spec: TrialSpec, examples_dir: Path) -> list[dict]:
     """Rows of one Tune result (from its last checkpoint), plus a failed row when it errored;
     its density examples, if any, are copied to ``examples_dir/<trial_id>.npz``."""
+    return checkpoint_rows(result.checkpoint, result.error, spec, examples_dir)
+
+
+def checkpoint_rows(checkpoint, error: BaseException | str | None, spec: TrialSpec, examples_dir: Path) -> list[dict]:
+    """A trial's rows from its checkpoint's ``rows.parquet`` (every cycle/stage so far), plus a
+    failed row when ``error`` is set; copies its ``examples.npz`` to ``examples_dir``. Used by
+    :func:`collect_results` and, as trials report, by :mod:`orchestrator.sweep.live_rows`."""
     rows = []
-    if result.checkpoint is not None:
-        with result.checkpoint.as_directory() as directory:
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
             if (Path(directory) / "rows.parquet").is_file():
                 rows = pd.read_parquet(Path(directory) / "rows.parquet").to_dict("records")
             if (Path(directory) / "examples.npz").is_file():
-                examples_dir.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(Path(directory) / "examples.npz", examples_dir / f"{spec.trial_id}.npz")
-    if result.error is not None:
+                source = Path(directory) / "examples.npz"
+                write_atomic(examples_dir / f"{spec.trial_id}.npz", lambda tmp: shutil.copy2(source, tmp))
+    if error is not None:
         last = max((r["cycle"] for r in rows), default=0)
         rows.append({"experiment": spec.experiment, "trial_id": spec.trial_id, "seed": spec.seed,
                      "cycle": last + 1, "stage": "failed", "status": "failed",
-                     "error": error_text(result.error),
+                     "error": error_text(error),
                      "mae": np.nan, "rmse": np.nan, "code_version": code_version(),
                      "method": None, "dataset": None, "scale": spec.scale})
     for row in rows:
@@ -207,23 +215,25 @@ def _trial_rows(result, spec: TrialSpec, examples_dir: Path) -> list[dict]:
     return rows
 
 
+def write_experiment(rows: list[dict], base, out: Path) -> Path:
+    """``out/results.parquet`` (one row per trial and cycle/stage, the last kept of a repeated
+    one, sorted) and ``out/experiment.json`` for experiment config ``base``, both atomically."""
+    frame = rows_frame(rows)
+    frame[["method", "dataset"]] = frame[["method", "dataset"]].fillna(
+        {"method": base.method, "dataset": base.dataset.name})
+    frame = frame.drop_duplicates(subset=["trial_id", "cycle"], keep="last").sort_values(["trial_id", "cycle"])
+    written = write_parquet_atomic(frame.reset_index(drop=True), out / "results.parquet")
+    write_json_atomic(out / "experiment.json", base.to_dict())
+    return written
+
+
 def collect_results(plan: SweepPlan, result_grid, storage: Path) -> dict[str, Path]:
     """Write ``STORAGE/<experiment>/results.parquet`` (+ experiment.json, examples/) per experiment."""
     by_experiment: dict[str, list[dict]] = {name: [] for name in plan.experiments}
     for result in result_grid:
         spec = TrialSpec.from_dict(result.config["spec"])
         by_experiment[spec.experiment] += _trial_rows(result, spec, storage / spec.experiment / "examples")
-    written = {}
-    for name, rows in by_experiment.items():
-        out = storage / name
-        base = plan.experiments[name]
-        frame = rows_frame(rows)
-        frame[["method", "dataset"]] = frame[["method", "dataset"]].fillna(
-            {"method": base.method, "dataset": base.dataset.name})
-        frame = frame.drop_duplicates(subset=["trial_id", "cycle"], keep="last").sort_values(["trial_id", "cycle"])
-        written[name] = write_parquet_atomic(frame.reset_index(drop=True), out / "results.parquet")
-        write_json_atomic(out / "experiment.json", base.to_dict())
-    return written
+    return {name: write_experiment(rows, plan.experiments[name], storage / name) for name, rows in by_experiment.items()}
 
 
 def run_sweep(plan: SweepPlan, storage: Path, resume: bool = False, address: str | None = None,

@@ -3,7 +3,8 @@
 Trial side: :func:`run_tune_trial` runs (or resumes) the method's trial runner in a private
 folder and reports each cycle/stage's metrics with a checkpoint of the trial's state files, so
 Tune's ``FailureConfig`` retries from there and ``Tuner.restore`` continues a sweep. Driver
-side: :func:`build_tuner`, :func:`collect_results` (one Parquet per experiment) and
+side: :func:`build_tuner`, :func:`collect_results` (one Parquet per experiment; the same table
+is also rewritten while the sweep runs, by :mod:`orchestrator.sweep.live_rows`) and
 :func:`run_sweep`.
 """
 
@@ -138,10 +139,11 @@ def _run_config(plan: SweepPlan, storage: Path, run_dir: Path, verbose: bool):
     from ray.tune import FailureConfig, RunConfig, SyncConfig
 
     from orchestrator.sweep.console import console_callbacks
+    from orchestrator.sweep.live_rows import LiveResults
 
     table, status = console_callbacks(swept_keys(plan))
     max_failures = max(b.ray.max_failures for b in plan.experiments.values())
-    callbacks = [status]
+    callbacks = [status, LiveResults(plan, storage)]  # results.parquet rewritten as trials report
     return RunConfig(name=run_dir.name, storage_path=str(storage), failure_config=FailureConfig(max_failures=max_failures),
                      verbose=1, callbacks=callbacks, progress_reporter=None if verbose else table,
                      log_to_file=True, sync_config=SyncConfig(sync_artifacts=True))  # -> <trial folder>/stdout, stderr
